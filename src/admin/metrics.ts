@@ -1,0 +1,56 @@
+/** Prometheus metrics, one registry per portico instance (tests run several in one process). */
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { PLUGIN_STATES, type Plugin } from "../host/plugin.js";
+
+export class Metrics {
+  readonly registry = new Registry();
+  readonly requests = new Counter({
+    name: "portico_requests_total",
+    help: "HTTP requests answered, by plugin, route prefix and status",
+    labelNames: ["plugin", "route", "status"] as const,
+    registers: [this.registry],
+  });
+  readonly duration = new Histogram({
+    name: "portico_request_duration_seconds",
+    help: "Time from request to the end of the response, by plugin and route prefix",
+    labelNames: ["plugin", "route"] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
+  readonly inFlight = new Gauge({
+    name: "portico_requests_in_flight",
+    help: "Requests being answered right now, by plugin",
+    labelNames: ["plugin"] as const,
+    registers: [this.registry],
+  });
+  readonly restarts = new Counter({
+    name: "portico_plugin_restarts_total",
+    help: "Times a plugin process was restarted after exiting",
+    labelNames: ["plugin"] as const,
+    registers: [this.registry],
+  });
+  readonly state = new Gauge({
+    name: "portico_plugin_state",
+    help: "1 for the state each plugin is in, 0 for the others",
+    labelNames: ["plugin", "state"] as const,
+    registers: [this.registry],
+  });
+
+  /** Follows a plugin's state and restarts. */
+  watch(plugin: Plugin): void {
+    const setState = () => {
+      for (const s of PLUGIN_STATES) this.state.set({ plugin: plugin.id, state: s }, s === plugin.state ? 1 : 0);
+    };
+    setState();
+    this.restarts.inc({ plugin: plugin.id }, 0);
+    this.inFlight.set({ plugin: plugin.id }, 0);
+    plugin.on("state", setState);
+    plugin.on("restart", () => this.restarts.inc({ plugin: plugin.id }));
+  }
+
+  /** One answered request. */
+  observe(plugin: string, route: string, status: number, seconds: number): void {
+    this.requests.inc({ plugin, route, status: String(status) });
+    this.duration.observe({ plugin, route }, seconds);
+  }
+}

@@ -1,0 +1,206 @@
+/**
+ * portico serve | check | routes
+ */
+import { existsSync, statSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { parseArgs } from "node:util";
+import type { LevelWithSilent } from "pino";
+import { ConfigError, loadConfigFile, type PorticoConfig, parseListen, resolveConfig } from "../config.js";
+import { createPortico } from "../gateway/index.js";
+import { buildRoutes, type Refusal } from "../host/index.js";
+import { createLogger, LOG_LEVELS } from "../log.js";
+import { discoverPlugins, formatProblem, loadManifest, MANIFEST_FILE, type ManifestProblem, type PluginManifest } from "../manifest/index.js";
+import { DEFAULT_RESERVED_PREFIXES, Router } from "../router/index.js";
+
+const USAGE = `usage:
+  portico serve  [--plugins DIR] [--listen HOST:PORT] [--config FILE] [--log-level LEVEL]
+  portico check  PATH...           validate manifests (files, plugin folders or plugin directories)
+  portico routes [--plugins DIR] [--config FILE]   print the routing table serve would build
+
+options:
+  --plugins DIR       serve every DIR/*/${MANIFEST_FILE}
+  --listen HOST:PORT  where to listen (default 127.0.0.1:8080)
+  --config FILE       settings file (default ./portico.toml when present); flags override it
+  --log-level LEVEL   ${LOG_LEVELS.join(", ")}
+`;
+
+class UsageError extends Error {}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (!command || command === "--help" || command === "-h" || command === "help") {
+    process.stdout.write(USAGE);
+    return command ? 0 : 2;
+  }
+  switch (command) {
+    case "serve":
+      return serve(rest);
+    case "check":
+      return check(rest);
+    case "routes":
+      return routes(rest);
+    default:
+      throw new UsageError(`unknown command "${command}"`);
+  }
+}
+
+function parse(args: string[], allowPositionals = false) {
+  try {
+    return parseArgs({
+      args,
+      allowPositionals,
+      options: {
+        plugins: { type: "string" },
+        listen: { type: "string" },
+        config: { type: "string" },
+        "log-level": { type: "string" },
+      },
+    });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+async function settings(values: ReturnType<typeof parse>["values"]): Promise<PorticoConfig> {
+  const file = values.config ?? (existsSync("portico.toml") ? "portico.toml" : undefined);
+  const fromFile = file ? await loadConfigFile(file) : {};
+  const flags: Partial<PorticoConfig> = {};
+  if (values.plugins) flags.pluginsDir = resolve(values.plugins);
+  if (values.listen) {
+    const l = parseListen(values.listen);
+    if (!l) throw new UsageError(`--listen ${values.listen}: expected HOST:PORT, e.g. 127.0.0.1:8080`);
+    flags.listen = l;
+  }
+  const level = values["log-level"];
+  if (level) {
+    if (!LOG_LEVELS.includes(level as LevelWithSilent)) throw new UsageError(`--log-level ${level}: use one of ${LOG_LEVELS.join(", ")}`);
+    flags.logLevel = level as LevelWithSilent;
+  }
+  return resolveConfig(fromFile, flags);
+}
+
+async function serve(args: string[]): Promise<number> {
+  const config = await settings(parse(args).values);
+  if (!config.pluginsDir) throw new UsageError("serve needs --plugins DIR (or plugins = \"DIR\" in portico.toml)");
+  const portico = createPortico(config);
+  const log = portico.log;
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) {
+      log.warn({ signal }, "second signal: exiting now");
+      process.exit(1);
+    }
+    stopping = true;
+    log.info({ signal }, "shutting down: draining requests, stopping plugins");
+    portico.close().then(
+      () => {
+        log.info("stopped");
+        log.flush?.();
+        process.exit(0);
+      },
+      (err) => {
+        log.error({ err }, "shutdown failed");
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
+  // Whatever happens to the daemon, its children go with it.
+  process.on("exit", () => {
+    for (const p of portico.plugins.values()) p.kill("daemon exited");
+  });
+
+  await portico.start();
+  const { address } = await portico.listen();
+  const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
+  for (const r of portico.router.routes()) {
+    const state = portico.plugins.get(r.pluginId)?.state;
+    log.info({ prefix: r.prefix, plugin: r.pluginId, state, timeoutMs: r.timeoutMs }, `mounted ${r.prefix} → ${r.pluginId} (${state})`);
+  }
+  log.info({ url: `http://${host}:${address.port}` }, `portico listening on http://${host}:${address.port}`);
+  return -1; // keep running
+}
+
+/** Expands PATH arguments to manifest files: a file, a plugin folder, or a folder of plugin folders. */
+async function manifestsOf(paths: string[]): Promise<{ manifests: PluginManifest[]; problems: ManifestProblem[] }> {
+  const manifests: PluginManifest[] = [];
+  const problems: ManifestProblem[] = [];
+  for (const p of paths) {
+    const abs = resolve(p);
+    const isDir = existsSync(abs) && statSync(abs).isDirectory();
+    if (isDir && !existsSync(join(abs, MANIFEST_FILE))) {
+      const found = await discoverPlugins(abs);
+      manifests.push(...found.manifests);
+      problems.push(...found.problems);
+      continue;
+    }
+    const r = await loadManifest(isDir ? join(abs, MANIFEST_FILE) : abs);
+    if (r.manifest) manifests.push(r.manifest);
+    problems.push(...r.problems);
+  }
+  manifests.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  return { manifests, problems };
+}
+
+async function check(args: string[]): Promise<number> {
+  const { values, positionals } = parse(args, true);
+  if (positionals.length === 0) throw new UsageError("check needs at least one PATH");
+  const config = await settings(values);
+  const { manifests, problems } = await manifestsOf(positionals);
+  const router = new Router([...DEFAULT_RESERVED_PREFIXES, ...config.reservedPrefixes]);
+  const { refused } = buildRoutes(manifests, router, config);
+  for (const p of problems) process.stdout.write(`${formatProblem(p)}\n`);
+  const errors = refused.filter((r) => !r.skipped);
+  for (const r of errors) process.stdout.write(`${r.plugin}: ${r.reason}\n`);
+  const bad = problems.length + errors.length;
+  const ok = manifests.length - errors.length;
+  process.stdout.write(`${ok} ok, ${bad} problem${bad === 1 ? "" : "s"}\n`);
+  return bad ? 1 : 0;
+}
+
+async function routes(args: string[]): Promise<number> {
+  const config = await settings(parse(args).values);
+  if (!config.pluginsDir) throw new UsageError("routes needs --plugins DIR");
+  const { manifests, problems } = await discoverPlugins(config.pluginsDir);
+  const router = new Router([...DEFAULT_RESERVED_PREFIXES, ...config.reservedPrefixes]);
+  const { refused } = buildRoutes(manifests, router, config);
+  const rows = [
+    ["PREFIX", "PLUGIN", "TIMEOUT", "MAX BODY"],
+    ...router.reservedPrefixes.map((p) => [p, "(portico)", "-", "-"]),
+    ...router.routes().map((r) => [r.prefix, r.pluginId, `${r.timeoutMs / 1000}s`, bytes(r.maxBodyBytes)]),
+  ];
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  for (const r of rows) process.stdout.write(`${r.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd()}\n`);
+  const notServed: Refusal[] = [...problems.map((p) => ({ plugin: p.file, reason: formatProblem(p) })), ...refused];
+  if (notServed.length) {
+    process.stdout.write("\nnot served:\n");
+    for (const r of notServed) process.stdout.write(`  ${r.plugin}: ${r.reason}\n`);
+  }
+  return 0;
+}
+
+function bytes(n: number): string {
+  if (n % (1024 * 1024) === 0) return `${n / 1024 / 1024} MiB`;
+  if (n % 1024 === 0) return `${n / 1024} KiB`;
+  return `${n} B`;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code >= 0) process.exitCode = code;
+  },
+  (err) => {
+    if (err instanceof UsageError) {
+      process.stderr.write(`portico: ${err.message}\n\n${USAGE}`);
+      process.exitCode = 2;
+    } else if (err instanceof ConfigError) {
+      process.stderr.write(`portico: bad configuration\n${err.message}\n`);
+      process.exitCode = 2;
+    } else {
+      const log = createLogger({ level: "error" });
+      log.fatal({ err }, (err as Error).message);
+      process.exitCode = 1;
+    }
+  },
+);

@@ -1,0 +1,167 @@
+/**
+ * portico's settings: defaults, `portico.toml`, then command-line flags (flags win).
+ * Problems name the file, the key and the fix, like manifest problems.
+ */
+import { readFile } from "node:fs/promises";
+import { dirname, resolve } from "node:path";
+import { parse as parseToml } from "smol-toml";
+import { DEFAULT_SUPERVISOR, type SupervisorOptions } from "./host/plugin.js";
+import { LOG_LEVELS } from "./log.js";
+import type { ManifestProblem } from "./manifest/index.js";
+import type { LevelWithSilent } from "pino";
+
+export interface Listen {
+  host: string;
+  port: number;
+}
+
+export interface PorticoConfig {
+  listen: Listen;
+  /** Folder holding one sub-folder per plugin, each with a nexo-plugin.toml. */
+  pluginsDir: string | undefined;
+  logLevel: LevelWithSilent;
+  /** Added to the built-in reserved prefixes. */
+  reservedPrefixes: string[];
+  /** Keep the client's X-Forwarded-* (only behind a proxy you run). */
+  trustProxy: boolean;
+  /** Per-route default when the manifest sets no `timeout_seconds`. */
+  timeoutSeconds: number;
+  /** Per-route default when the manifest sets no `max_body_bytes`. */
+  maxBodyBytes: number;
+  /** Exchanges in flight per plugin before new requests get 503. */
+  maxInFlight: number;
+  supervisor: SupervisorOptions;
+}
+
+export const DEFAULT_CONFIG: PorticoConfig = {
+  listen: { host: "127.0.0.1", port: 8080 },
+  pluginsDir: undefined,
+  logLevel: "info",
+  reservedPrefixes: [],
+  trustProxy: false,
+  timeoutSeconds: 30,
+  maxBodyBytes: 16 * 1024 * 1024,
+  maxInFlight: 1024,
+  supervisor: DEFAULT_SUPERVISOR,
+};
+
+export class ConfigError extends Error {
+  constructor(readonly problems: ManifestProblem[]) {
+    super(problems.map((p) => `${p.file}: ${p.key}: ${p.message} — fix: ${p.fix}`).join("\n"));
+    this.name = "ConfigError";
+  }
+}
+
+/** "HOST:PORT", "[v6]:PORT", ":PORT" or "PORT". */
+export function parseListen(text: string): Listen | undefined {
+  const t = text.trim();
+  const m = /^(?:(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):)?(\d{1,5})$/.exec(t);
+  if (!m) return undefined;
+  const port = Number(m[3]);
+  if (port > 65535) return undefined;
+  return { host: m[1] ?? (m[2] || "127.0.0.1"), port };
+}
+
+/** Reads `portico.toml`. Relative paths inside it are relative to the file. */
+export async function loadConfigFile(file: string): Promise<Partial<PorticoConfig>> {
+  const path = resolve(file);
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (err) {
+    throw new ConfigError([{ file: path, key: "(file)", message: (err as Error).message, fix: "pass an existing file to --config" }]);
+  }
+  let doc: Record<string, unknown>;
+  try {
+    doc = parseToml(text) as Record<string, unknown>;
+  } catch (err) {
+    const e = err as { line?: number; column?: number; message: string };
+    throw new ConfigError([
+      { file: path, key: "(file)", message: e.message.split("\n")[0] ?? "TOML syntax error", fix: `correct the TOML syntax at line ${e.line ?? "?"}` },
+    ]);
+  }
+  return fromToml(doc, path);
+}
+
+function fromToml(doc: Record<string, unknown>, file: string): Partial<PorticoConfig> {
+  const problems: ManifestProblem[] = [];
+  const out: Partial<PorticoConfig> = {};
+  const bad = (key: string, message: string, fix: string) => problems.push({ file, key, message, fix });
+  const table = (key: string): Record<string, unknown> => {
+    const v = doc[key];
+    if (v === undefined) return {};
+    if (typeof v === "object" && v !== null && !Array.isArray(v)) return v as Record<string, unknown>;
+    bad(key, "must be a table", `write it as [${key}]`);
+    return {};
+  };
+  const num = (t: Record<string, unknown>, prefix: string, key: string, min: number, integer: boolean): number | undefined => {
+    const v = t[key];
+    if (v === undefined) return undefined;
+    const ok = typeof v === "number" && Number.isFinite(v) && v >= min && (!integer || Number.isInteger(v));
+    if (!ok) {
+      bad(`${prefix}${key}`, `must be ${integer ? "an integer" : "a number"} >= ${min}, found ${JSON.stringify(v)}`, `set ${key} = ${min}`);
+      return undefined;
+    }
+    return v as number;
+  };
+
+  if (doc.listen !== undefined) {
+    const l = typeof doc.listen === "string" ? parseListen(doc.listen) : undefined;
+    if (l) out.listen = l;
+    else bad("listen", `must be "HOST:PORT", found ${JSON.stringify(doc.listen)}`, 'set listen = "127.0.0.1:8080"');
+  }
+  if (doc.plugins !== undefined) {
+    if (typeof doc.plugins === "string" && doc.plugins) out.pluginsDir = resolve(dirname(file), doc.plugins);
+    else bad("plugins", "must be a folder path", 'set plugins = "./plugins"');
+  }
+  if (doc.log_level !== undefined) {
+    if (LOG_LEVELS.includes(doc.log_level as LevelWithSilent)) out.logLevel = doc.log_level as LevelWithSilent;
+    else bad("log_level", `unknown level ${JSON.stringify(doc.log_level)}`, `use one of ${LOG_LEVELS.join(", ")}`);
+  }
+  if (doc.trust_proxy !== undefined) {
+    if (typeof doc.trust_proxy === "boolean") out.trustProxy = doc.trust_proxy;
+    else bad("trust_proxy", "must be true or false", "set trust_proxy = false");
+  }
+  if (doc.reserved_prefixes !== undefined) {
+    const v = doc.reserved_prefixes;
+    if (Array.isArray(v) && v.every((p) => typeof p === "string")) out.reservedPrefixes = v as string[];
+    else bad("reserved_prefixes", "must be an array of path prefixes", 'set reserved_prefixes = ["/internal"]');
+  }
+  const limits = table("limits");
+  const timeout = num(limits, "limits.", "timeout_seconds", 0.001, false);
+  if (timeout !== undefined) out.timeoutSeconds = timeout;
+  const maxBody = num(limits, "limits.", "max_body_bytes", 0, true);
+  if (maxBody !== undefined) out.maxBodyBytes = maxBody;
+  const maxInFlight = num(limits, "limits.", "max_in_flight", 1, true);
+  if (maxInFlight !== undefined) out.maxInFlight = maxInFlight;
+
+  const sup = table("supervisor");
+  const s: Partial<SupervisorOptions> = {};
+  const pick = (key: string, field: keyof SupervisorOptions, min: number, scale = 1) => {
+    const v = num(sup, "supervisor.", key, min, scale === 1);
+    if (v !== undefined) s[field] = v * scale;
+  };
+  pick("init_timeout_ms", "initTimeoutMs", 1);
+  pick("shutdown_grace_ms", "shutdownGraceMs", 0);
+  pick("restart_delay_ms", "restartDelayMs", 0);
+  pick("restart_max_delay_ms", "restartMaxDelayMs", 0);
+  pick("max_crashes", "maxCrashes", 1);
+  pick("crash_window_seconds", "crashWindowMs", 0.001, 1000);
+  pick("max_frame_bytes", "maxFrameBytes", 1024);
+  if (Object.keys(s).length) out.supervisor = { ...DEFAULT_SUPERVISOR, ...s };
+
+  if (problems.length) throw new ConfigError(problems);
+  return out;
+}
+
+export function resolveConfig(...layers: Partial<PorticoConfig>[]): PorticoConfig {
+  const merged: PorticoConfig = { ...DEFAULT_CONFIG, supervisor: { ...DEFAULT_CONFIG.supervisor } };
+  for (const layer of layers) {
+    for (const [k, v] of Object.entries(layer)) {
+      if (v === undefined) continue;
+      if (k === "supervisor") merged.supervisor = { ...merged.supervisor, ...(v as Partial<SupervisorOptions>) };
+      else (merged as unknown as Record<string, unknown>)[k] = v;
+    }
+  }
+  return merged;
+}

@@ -1,0 +1,87 @@
+/**
+ * Every failure a request can meet on its way through portico is one of these codes, and each code
+ * maps to exactly one HTTP status here. Nothing else in the code base picks an error status.
+ */
+export type GatewayErrorCode =
+  | "bad_target" // unparsable, ambiguous or hostile request-target
+  | "bad_request" // a request that cannot be completed, such as a body cut short
+  | "not_found" // no route, or nothing in a reserved space
+  | "method_not_allowed" // a daemon endpoint asked with the wrong method
+  | "payload_too_large" // request body over the route's limit
+  | "plugin_unavailable" // plugin starting, restarting, failed or stopped
+  | "plugin_timeout" // no reply within the route's timeout
+  | "bad_reply" // the plugin answered something that is not a valid HTTP reply
+  | "plugin_crashed" // the plugin process died with the exchange in flight
+  | "overloaded" // too many exchanges in flight for one plugin
+  | "shutting_down"; // the daemon is draining
+
+const STATUS: Record<GatewayErrorCode, number> = {
+  bad_target: 400,
+  bad_request: 400,
+  not_found: 404,
+  method_not_allowed: 405,
+  payload_too_large: 413,
+  plugin_unavailable: 503,
+  plugin_timeout: 504,
+  bad_reply: 502,
+  plugin_crashed: 502,
+  overloaded: 503,
+  shutting_down: 503,
+};
+
+/** Public error messages. The seed's bodies for 504 and 502 are kept byte for byte. */
+const MESSAGE: Record<GatewayErrorCode, string> = {
+  bad_target: "bad request target",
+  bad_request: "bad request",
+  not_found: "not found",
+  method_not_allowed: "method not allowed",
+  payload_too_large: "request body too large",
+  plugin_unavailable: "plugin unavailable",
+  plugin_timeout: "plugin gateway timeout",
+  bad_reply: "plugin reply malformed",
+  plugin_crashed: "plugin exited before replying",
+  overloaded: "plugin overloaded",
+  shutting_down: "shutting down",
+};
+
+export class GatewayError extends Error {
+  readonly code: GatewayErrorCode;
+  /** Seconds; sent as Retry-After on 503s. */
+  readonly retryAfter: number | undefined;
+  /** For the log only: never sent to the client. */
+  readonly detail: string | undefined;
+
+  constructor(code: GatewayErrorCode, detail?: string, options?: { retryAfter?: number; cause?: unknown }) {
+    super(detail ? `${MESSAGE[code]}: ${detail}` : MESSAGE[code], { cause: options?.cause });
+    this.name = "GatewayError";
+    this.code = code;
+    this.detail = detail;
+    this.retryAfter = options?.retryAfter;
+  }
+
+  get status(): number {
+    return STATUS[this.code];
+  }
+}
+
+export function statusOf(code: GatewayErrorCode): number {
+  return STATUS[code];
+}
+
+export interface ErrorResponse {
+  status: number;
+  headers: [string, string][];
+  body: Buffer;
+}
+
+/** The one place where an error becomes what the client sees. */
+export function errorResponse(err: unknown): ErrorResponse {
+  const e = err instanceof GatewayError ? err : new GatewayError("bad_reply", String(err));
+  const body = Buffer.from(JSON.stringify({ error: MESSAGE[e.code] }));
+  const headers: [string, string][] = [
+    ["Content-Type", "application/json; charset=utf-8"],
+    ["Content-Length", String(body.length)],
+  ];
+  if (e.status === 503) headers.push(["Retry-After", String(Math.max(1, Math.ceil(e.retryAfter ?? 1)))]);
+  return { status: e.status, headers, body };
+}

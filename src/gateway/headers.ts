@@ -1,0 +1,125 @@
+/** Header rules at the proxy boundary, both directions (RFC 9110 §7.6.1). */
+import type { IncomingMessage } from "node:http";
+import { randomUUID } from "node:crypto";
+import type { HeaderList } from "../protocol/v1.js";
+
+/** Meaningful for one connection only; never forwarded. */
+const HOP_BY_HOP = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "proxy-authenticate",
+  "proxy-authorization",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+  "http2-settings",
+]);
+
+/** Set by portico; a client's copies are dropped unless the proxy in front is trusted. */
+const FORWARDING = new Set(["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-prefix", "forwarded"]);
+
+/** Lower-cased names listed in Connection headers (all of them, comma-separated). */
+function connectionTokens(values: Iterable<string>): Set<string> | undefined {
+  let tokens: Set<string> | undefined;
+  for (const v of values) {
+    for (const t of v.split(",")) {
+      const name = t.trim().toLowerCase();
+      if (name) (tokens ??= new Set()).add(name);
+    }
+  }
+  return tokens;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:\-]{1,128}$/;
+
+/** The client's X-Request-Id when it is a sane token, else a fresh one. */
+export function requestIdOf(req: IncomingMessage): string {
+  const given = req.headers["x-request-id"];
+  return typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
+}
+
+export interface ForwardContext {
+  requestId: string;
+  prefix: string;
+  trustProxy: boolean;
+  /** Body length when the client sent it chunked: the plugin gets a Content-Length instead. */
+  bodyLength: number;
+}
+
+/**
+ * The headers the plugin sees: the client's, in order and case with duplicates, minus hop-by-hop
+ * ones and (unless trusted) forwarding ones, plus portico's X-Forwarded-* and X-Request-Id.
+ */
+export function forwardRequestHeaders(req: IncomingMessage, ctx: ForwardContext): HeaderList {
+  const raw = req.rawHeaders;
+  const conn = req.headers.connection ? connectionTokens([req.headers.connection]) : undefined;
+  const out: HeaderList = [];
+  let priorFor: string | undefined;
+  let hasLength = false;
+  let proto: string | undefined;
+  let host: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    const value = raw[i + 1] as string;
+    const lower = name.toLowerCase();
+    if (HOP_BY_HOP.has(lower) || conn?.has(lower) || lower === "x-request-id") continue;
+    if (FORWARDING.has(lower)) {
+      if (!ctx.trustProxy) continue;
+      if (lower === "x-forwarded-for") {
+        priorFor = priorFor ? `${priorFor}, ${value}` : value;
+        continue;
+      }
+      if (lower === "x-forwarded-proto") proto ??= value;
+      else if (lower === "x-forwarded-host") host ??= value;
+      else if (lower === "x-forwarded-prefix") continue; // always ours: it is the route's
+      else out.push([name, value]);
+      continue;
+    }
+    if (lower === "content-length") hasLength = true;
+    out.push([name, value]);
+  }
+  if (!hasLength && ctx.bodyLength > 0) out.push(["Content-Length", String(ctx.bodyLength)]);
+  const client = clientAddress(req);
+  out.push(["X-Forwarded-For", priorFor ? `${priorFor}, ${client}` : client]);
+  out.push(["X-Forwarded-Proto", proto ?? ((req.socket as { encrypted?: boolean }).encrypted ? "https" : "http")]);
+  const ownHost = req.headers.host;
+  if (host ?? ownHost) out.push(["X-Forwarded-Host", (host ?? ownHost) as string]);
+  out.push(["X-Forwarded-Prefix", ctx.prefix]);
+  out.push(["X-Request-Id", ctx.requestId]);
+  return out;
+}
+
+function clientAddress(req: IncomingMessage): string {
+  const a = req.socket.remoteAddress ?? "";
+  return a.startsWith("::ffff:") ? a.slice(7) : a;
+}
+
+export interface ResponseHead {
+  /** Flat [name, value, name, value, …] for res.writeHead: keeps order and repeated Set-Cookie. */
+  flat: string[];
+  /** The plugin's Content-Length, if it sent one (kept for HEAD and 304). */
+  contentLength: string | undefined;
+  hasRequestId: boolean;
+}
+
+/** The plugin's reply headers, already validated, minus hop-by-hop ones and Content-Length. */
+export function responseHead(headers: HeaderList): ResponseHead {
+  let conn: Set<string> | undefined;
+  for (const [k, v] of headers) if (k.length === 10 && k.toLowerCase() === "connection") conn = connectionTokens([v]);
+  const flat: string[] = [];
+  let contentLength: string | undefined;
+  let hasRequestId = false;
+  for (const [name, value] of headers) {
+    const lower = name.toLowerCase();
+    if (HOP_BY_HOP.has(lower) || conn?.has(lower)) continue;
+    if (lower === "content-length") {
+      contentLength = value.trim();
+      continue;
+    }
+    if (lower === "x-request-id") hasRequestId = true;
+    flat.push(name, value);
+  }
+  return { flat, contentLength, hasRequestId };
+}

@@ -1,0 +1,109 @@
+/**
+ * The plugin host: from manifests to routed, supervised plugins. One bad plugin is refused with a
+ * log line naming it and why; the rest are served.
+ */
+import type { Logger } from "../log.js";
+import { discoverPlugins, formatProblem, type PluginManifest } from "../manifest/index.js";
+import { type Route, RouteError, type Router } from "../router/index.js";
+import { Plugin, type SupervisorOptions } from "./plugin.js";
+
+export { Plugin, type PluginState, type PluginStatus, PLUGIN_STATES, DEFAULT_SUPERVISOR } from "./plugin.js";
+export type { SupervisorOptions } from "./plugin.js";
+
+export interface RouteDefaults {
+  timeoutSeconds: number;
+  maxBodyBytes: number;
+}
+
+export interface Refusal {
+  /** Plugin id when known, else the manifest file. */
+  plugin: string;
+  reason: string;
+  /** True for a plugin that simply has no HTTP surface: not an error. */
+  skipped?: boolean;
+}
+
+export function routeFor(m: PluginManifest, defaults: RouteDefaults): Route | undefined {
+  if (!m.http) return undefined;
+  return {
+    pluginId: m.id,
+    prefix: m.http.mountPrefix,
+    timeoutMs: Math.round((m.http.timeoutSeconds ?? defaults.timeoutSeconds) * 1000),
+    maxBodyBytes: m.http.maxBodyBytes ?? defaults.maxBodyBytes,
+  };
+}
+
+/**
+ * Registers the routes of `manifests` (already sorted by id, so conflicts resolve the same way
+ * every time) and returns the ones accepted. Used by `serve` and by `routes`.
+ */
+export function buildRoutes(
+  manifests: readonly PluginManifest[],
+  router: Router,
+  defaults: RouteDefaults,
+): { accepted: PluginManifest[]; refused: Refusal[] } {
+  const accepted: PluginManifest[] = [];
+  const refused: Refusal[] = [];
+  for (const m of manifests) {
+    const route = routeFor(m, defaults);
+    if (!route) {
+      refused.push({ plugin: m.id, reason: `${m.file} has no [plugin.http] section; nothing to serve`, skipped: true });
+      continue;
+    }
+    if (!m.entrypoint) {
+      refused.push({ plugin: m.id, reason: `${m.file}: [plugin.entrypoint] command is empty; portico serves a plugin by spawning it` });
+      continue;
+    }
+    try {
+      router.register(route);
+      accepted.push(m);
+    } catch (err) {
+      if (!(err instanceof RouteError)) throw err;
+      refused.push({ plugin: m.id, reason: err.message });
+    }
+  }
+  return { accepted, refused };
+}
+
+/** Loads DIR/*\/nexo-plugin.toml, routes what it can, and reports the rest. */
+export async function loadPlugins(
+  dir: string,
+  router: Router,
+  defaults: RouteDefaults,
+): Promise<{ accepted: PluginManifest[]; refused: Refusal[] }> {
+  const { manifests, problems } = await discoverPlugins(dir);
+  const { accepted, refused } = buildRoutes(manifests, router, defaults);
+  for (const p of problems) refused.unshift({ plugin: p.file, reason: formatProblem(p) });
+  return { accepted, refused };
+}
+
+export class PluginHost {
+  readonly plugins = new Map<string, Plugin>();
+  readonly #opts: SupervisorOptions;
+  readonly #log: Logger;
+
+  constructor(opts: SupervisorOptions, log: Logger) {
+    this.#opts = opts;
+    this.#log = log;
+  }
+
+  add(manifest: PluginManifest): Plugin {
+    const plugin = new Plugin(manifest, this.#opts, this.#log);
+    this.plugins.set(manifest.id, plugin);
+    return plugin;
+  }
+
+  get(id: string): Plugin | undefined {
+    return this.plugins.get(id);
+  }
+
+  /** Starts every plugin concurrently; resolves when each first handshake is settled. */
+  async startAll(): Promise<void> {
+    await Promise.all([...this.plugins.values()].map((p) => p.start()));
+  }
+
+  /** `shutdown` to every plugin at once; stragglers are killed after the grace period. */
+  async stopAll(): Promise<void> {
+    await Promise.all([...this.plugins.values()].map((p) => p.stop()));
+  }
+}

@@ -1,0 +1,119 @@
+/**
+ * Codec v1: the seed's (nexo's) HTTP exchange, byte for byte.
+ *
+ * request:  host → child  `broker.event`   {topic, event: Event{…, payload: Message{id, topic, reply_to, payload: HttpRequestV1}}}
+ * reply:    child → host  `broker.publish` {topic: reply_to, event: {topic, source, payload: Message{…, payload: HttpReplyV1}}}
+ */
+import { randomUUID } from "node:crypto";
+import { GatewayError } from "../errors.js";
+
+export type HeaderList = [string, string][];
+
+export interface HttpRequestV1 {
+  method: string;
+  /** Full path, prefix included, without the query. */
+  path: string;
+  /** Raw query string without '?'. */
+  query: string;
+  headers: HeaderList;
+  body_base64: string;
+}
+
+/** A validated reply: status in range, headers checked, body decoded. */
+export interface HttpReply {
+  status: number;
+  headers: HeaderList;
+  body: Buffer;
+}
+
+export const requestTopic = (pluginId: string): string => `plugin.${pluginId}.http.request`;
+
+export const newInbox = (): string => `_inbox.${randomUUID()}`;
+
+/** The whole `broker.event` line for one request. */
+export function encodeRequest(pluginId: string, inbox: string, req: HttpRequestV1): string {
+  const topic = requestTopic(pluginId);
+  const message = { id: randomUUID(), topic, reply_to: inbox, payload: req };
+  const event = {
+    id: randomUUID(),
+    timestamp: new Date().toISOString(),
+    topic,
+    source: "local",
+    session_id: null,
+    payload: message,
+  };
+  return `${JSON.stringify({ jsonrpc: "2.0", method: "broker.event", params: { topic, event } })}\n`;
+}
+
+/** The Message as it travels over NATS (same object, without the Event wrapper). */
+export function encodeMessage(pluginId: string, inbox: string, req: HttpRequestV1): string {
+  return JSON.stringify({ id: randomUUID(), topic: requestTopic(pluginId), reply_to: inbox, payload: req });
+}
+
+/**
+ * From a `broker.publish` notification's params, the inbox topic it answers and the reply object.
+ * Returns undefined when the frame is not a reply at all (then it is just another broker publish).
+ */
+export function replyEnvelope(params: unknown): { topic: string; event: Record<string, unknown> } | undefined {
+  if (typeof params !== "object" || params === null) return undefined;
+  const p = params as Record<string, unknown>;
+  const event = p.event;
+  if (typeof event !== "object" || event === null) return undefined;
+  const ev = event as Record<string, unknown>;
+  const topic = typeof p.topic === "string" ? p.topic : typeof ev.topic === "string" ? ev.topic : undefined;
+  return topic ? { topic, event: ev } : undefined;
+}
+
+/**
+ * The HTTP reply inside a reply event. nexo's SDKs put it in a Message under `event.payload.payload`;
+ * a bare `{status, headers, body_base64}` directly under `event.payload` is accepted too, since a
+ * hand-written plugin easily forgets the Message layer and nothing else could be meant by it.
+ */
+export function decodeReply(event: Record<string, unknown>): HttpReply {
+  const outer = event.payload;
+  if (typeof outer !== "object" || outer === null) throw malformed("event.payload is not an object");
+  const o = outer as Record<string, unknown>;
+  const inner = typeof o.payload === "object" && o.payload !== null ? o.payload : "status" in o ? o : undefined;
+  if (!inner) throw malformed("no reply under event.payload.payload");
+  return validateReply(inner as Record<string, unknown>);
+}
+
+export function validateReply(r: Record<string, unknown>): HttpReply {
+  const status = r.status;
+  if (typeof status !== "number" || !Number.isInteger(status) || status < 200 || status > 599) {
+    // 1xx are interim responses in HTTP/1.1: a plugin cannot end an exchange with one.
+    throw malformed(`status ${JSON.stringify(status)} is not an integer in 200..599`);
+  }
+  const headers = validateHeaders(r.headers ?? []);
+  const b64 = r.body_base64 ?? "";
+  if (typeof b64 !== "string") throw malformed("body_base64 is not a string");
+  return { status, headers, body: decodeBase64(b64) };
+}
+
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+// Field values: visible Latin-1 and tabs/spaces; no CR, LF, NUL or other controls.
+const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+
+export function validateHeaders(value: unknown): HeaderList {
+  if (!Array.isArray(value)) throw malformed("headers is not an array");
+  for (const pair of value) {
+    if (!Array.isArray(pair) || pair.length !== 2) throw malformed("a header is not a [name, value] pair");
+    const [k, v] = pair as unknown[];
+    if (typeof k !== "string" || !TOKEN.test(k)) throw malformed(`invalid header name ${JSON.stringify(k)}`);
+    if (typeof v !== "string" || !FIELD_VALUE.test(v)) throw malformed(`invalid value for header ${k}`);
+  }
+  return value as HeaderList;
+}
+
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+/** Standard padded base64, strictly: Buffer.from alone would silently skip bad characters. */
+export function decodeBase64(s: string): Buffer {
+  if (s.length === 0) return Buffer.alloc(0);
+  if (s.length % 4 !== 0 || !BASE64.test(s)) throw malformed("body_base64 is not valid padded base64");
+  return Buffer.from(s, "base64");
+}
+
+function malformed(detail: string): GatewayError {
+  return new GatewayError("bad_reply", detail);
+}

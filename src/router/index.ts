@@ -1,0 +1,119 @@
+import { mountPrefixProblem } from "../manifest/index.js";
+import { underPrefix } from "../target/index.js";
+
+/** The daemon's own space. A plugin may not take, cover or sit under any of these. */
+export const DEFAULT_RESERVED_PREFIXES = ["/health", "/metrics", "/pair", "/admin", "/.well-known"] as const;
+
+export interface Route {
+  pluginId: string;
+  /** Normalized mount prefix (see manifest.mountPrefixProblem). */
+  prefix: string;
+  timeoutMs: number;
+  maxBodyBytes: number;
+}
+
+export type Match = { kind: "reserved"; prefix: string } | { kind: "plugin"; route: Route };
+
+export type RouteErrorReason = "invalid" | "reserved" | "taken";
+
+export class RouteError extends Error {
+  constructor(
+    readonly reason: RouteErrorReason,
+    message: string,
+  ) {
+    super(message);
+    this.name = "RouteError";
+  }
+}
+
+/**
+ * Longest-prefix table over whole path segments.
+ *
+ * Matching walks the request path's segment boundaries from the longest candidate down and looks
+ * each one up in a Map, so its cost grows with the depth of the path, never with the number of
+ * routes. Reserved prefixes are compared case-insensitively, so no spelling of `/health` can be
+ * claimed by a plugin or routed to one.
+ */
+export class Router {
+  readonly #byPrefix = new Map<string, Route>();
+  /** Lower-cased prefix → route, to refuse prefixes that differ only in case. */
+  readonly #byFoldedPrefix = new Map<string, Route>();
+  readonly #byPlugin = new Map<string, Route>();
+  readonly #reserved: Map<string, string>;
+
+  constructor(reserved: readonly string[] = DEFAULT_RESERVED_PREFIXES) {
+    this.#reserved = new Map();
+    for (const r of reserved) {
+      const problem = mountPrefixProblem(r);
+      if (problem) throw new RouteError("invalid", `reserved prefix "${r}": ${problem}`);
+      this.#reserved.set(r.toLowerCase(), r);
+    }
+  }
+
+  get reservedPrefixes(): string[] {
+    return [...this.#reserved.values()];
+  }
+
+  /** Adds or replaces `route.pluginId`'s route. Throws RouteError, leaving the table unchanged. */
+  register(route: Route): void {
+    const problem = mountPrefixProblem(route.prefix);
+    if (problem) throw new RouteError("invalid", `plugin "${route.pluginId}": mount_prefix "${route.prefix}": ${problem}`);
+    const folded = route.prefix.toLowerCase();
+    for (const [reservedFolded, reserved] of this.#reserved) {
+      if (underPrefix(folded, reservedFolded) || underPrefix(reservedFolded, folded)) {
+        throw new RouteError(
+          "reserved",
+          `plugin "${route.pluginId}": mount_prefix "${route.prefix}" overlaps the reserved prefix "${reserved}"; choose a prefix outside ${this.reservedPrefixes.join(", ")}`,
+        );
+      }
+    }
+    const holder = this.#byFoldedPrefix.get(folded);
+    if (holder && holder.pluginId !== route.pluginId) {
+      throw new RouteError(
+        "taken",
+        `plugin "${route.pluginId}": mount_prefix "${route.prefix}" is already held by plugin "${holder.pluginId}" ("${holder.prefix}"); give one of them another prefix`,
+      );
+    }
+    this.unregister(route.pluginId);
+    this.#byPrefix.set(route.prefix, route);
+    this.#byFoldedPrefix.set(folded, route);
+    this.#byPlugin.set(route.pluginId, route);
+  }
+
+  unregister(pluginId: string): boolean {
+    const old = this.#byPlugin.get(pluginId);
+    if (!old) return false;
+    this.#byPlugin.delete(pluginId);
+    this.#byPrefix.delete(old.prefix);
+    this.#byFoldedPrefix.delete(old.prefix.toLowerCase());
+    return true;
+  }
+
+  /** `path` must come from target.normalizeTarget. */
+  match(path: string): Match | undefined {
+    const reserved = longest(this.#reserved, path.toLowerCase());
+    if (reserved !== undefined) return { kind: "reserved", prefix: reserved };
+    const route = longest(this.#byPrefix, path);
+    return route ? { kind: "plugin", route } : undefined;
+  }
+
+  routeOf(pluginId: string): Route | undefined {
+    return this.#byPlugin.get(pluginId);
+  }
+
+  /** Every route, sorted by prefix. */
+  routes(): Route[] {
+    return [...this.#byPrefix.values()].sort((a, b) => (a.prefix < b.prefix ? -1 : a.prefix > b.prefix ? 1 : 0));
+  }
+}
+
+/** The value under the longest key that is a whole-segment prefix of `path`. */
+function longest<V>(table: Map<string, V>, path: string): V | undefined {
+  let end = path.length;
+  while (end > 0) {
+    const hit = table.get(end === path.length ? path : path.slice(0, end));
+    if (hit !== undefined) return hit;
+    end = path.lastIndexOf("/", end - 1);
+  }
+  return undefined;
+}
