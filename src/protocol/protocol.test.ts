@@ -1,0 +1,135 @@
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import fc from "fast-check";
+import { GatewayError } from "../errors.js";
+import { classify, LineSplitter } from "./jsonrpc.js";
+import { decodeBase64, decodeReply, encodeRequest, replyEnvelope, validateReply } from "./v1.js";
+
+const split = (chunks: Buffer[], max = 1024) => {
+  const lines: string[] = [];
+  const overflows: number[] = [];
+  const s = new LineSplitter(max, (l) => lines.push(l.toString()), (n) => overflows.push(n));
+  for (const c of chunks) s.push(c);
+  s.end();
+  return { lines, overflows };
+};
+
+describe("LineSplitter", () => {
+  test("any chunking of the stream gives the same lines", () => {
+    fc.assert(
+      fc.property(fc.array(fc.string({ unit: fc.constantFrom("a", "b", "{", "}", "é") , maxLength: 20 }), { maxLength: 10 }), fc.array(fc.nat(), { maxLength: 8 }), (lines, cuts) => {
+        const whole = Buffer.from(lines.map((l) => `${l}\n`).join(""));
+        const points = [...new Set(cuts.map((c) => c % (whole.length + 1)))].sort((a, b) => a - b);
+        const chunks: Buffer[] = [];
+        let at = 0;
+        for (const p of points) {
+          chunks.push(whole.subarray(at, p));
+          at = p;
+        }
+        chunks.push(whole.subarray(at));
+        assert.deepEqual(split(chunks).lines, lines.filter((l) => l.length > 0));
+      }),
+    );
+  });
+
+  test("CRLF endings are accepted; a last line without newline counts", () => {
+    assert.deepEqual(split([Buffer.from("a\r\nb\nc")]).lines, ["a", "b", "c"]);
+  });
+
+  test("a line over the limit is dropped whole and reported, the next one survives", () => {
+    const r = split([Buffer.from("x".repeat(600)), Buffer.from("x".repeat(600)), Buffer.from("\nok\n")], 1000);
+    assert.deepEqual(r.lines, ["ok"]);
+    assert.deepEqual(r.overflows, [1200]);
+  });
+});
+
+describe("classify", () => {
+  test("requests, notifications, responses and junk", () => {
+    assert.equal((classify({ jsonrpc: "2.0", id: 1, method: "m" }) as { kind: string }).kind, "request");
+    assert.equal((classify({ jsonrpc: "2.0", method: "m" }) as { kind: string }).kind, "notification");
+    assert.equal((classify({ jsonrpc: "2.0", id: 1, result: null }) as { kind: string }).kind, "response");
+    for (const junk of [null, [1], "x", 3, { id: 1, method: "m" }, { jsonrpc: "2.0" }, { jsonrpc: "2.0", id: {}, method: "m" }]) {
+      assert.equal(typeof classify(junk), "string", JSON.stringify(junk));
+    }
+  });
+});
+
+describe("v1 codec", () => {
+  test("the request frame is the seed's broker.event, byte for byte in shape", () => {
+    const line = encodeRequest("demo", "_inbox.abc", { method: "GET", path: "/demo/x", query: "a=1", headers: [["Host", "h"]], body_base64: "" });
+    assert.ok(line.endsWith("\n"));
+    assert.ok(!line.slice(0, -1).includes("\n") && !line.includes("\r"));
+    const f = JSON.parse(line);
+    assert.equal(f.jsonrpc, "2.0");
+    assert.equal(f.method, "broker.event");
+    assert.equal(f.id, undefined);
+    assert.equal(f.params.topic, "plugin.demo.http.request");
+    const ev = f.params.event;
+    assert.deepEqual(Object.keys(ev), ["id", "timestamp", "topic", "source", "session_id", "payload"]);
+    assert.equal(ev.topic, "plugin.demo.http.request");
+    assert.equal(ev.source, "local");
+    assert.equal(ev.session_id, null);
+    assert.ok(!Number.isNaN(Date.parse(ev.timestamp)));
+    assert.deepEqual(ev.payload.topic, "plugin.demo.http.request");
+    assert.equal(ev.payload.reply_to, "_inbox.abc");
+    assert.deepEqual(ev.payload.payload, { method: "GET", path: "/demo/x", query: "a=1", headers: [["Host", "h"]], body_base64: "" });
+  });
+
+  test("replies: full Event, thin Event, and bare payload", () => {
+    const http = { status: 201, headers: [["A", "1"]], body_base64: "aGk=" };
+    const full = { topic: "_inbox.1", event: { id: "e", timestamp: "t", topic: "_inbox.1", source: "p", session_id: null, payload: { id: "m", topic: "_inbox.1", reply_to: null, payload: http } } };
+    const thin = { topic: "_inbox.1", event: { topic: "_inbox.1", source: "p", payload: { topic: "_inbox.1", reply_to: null, payload: http } } };
+    const bare = { topic: "_inbox.1", event: { topic: "_inbox.1", source: "p", payload: http } };
+    for (const params of [full, thin, bare]) {
+      const env = replyEnvelope(params);
+      assert.equal(env?.topic, "_inbox.1");
+      const r = decodeReply(env!.event);
+      assert.equal(r.status, 201);
+      assert.deepEqual(r.headers, [["A", "1"]]);
+      assert.equal(r.body.toString(), "hi");
+    }
+  });
+
+  test("defaults: headers [] and empty body", () => {
+    const r = validateReply({ status: 204 });
+    assert.deepEqual(r.headers, []);
+    assert.equal(r.body.length, 0);
+  });
+
+  test("malformed replies are bad_reply", () => {
+    const bad: Record<string, unknown>[] = [
+      {},
+      { status: "200" },
+      { status: 99 },
+      { status: 100 },
+      { status: 600 },
+      { status: 200.5 },
+      { status: 200, headers: {} },
+      { status: 200, headers: [["A"]] },
+      { status: 200, headers: [["Bad Name", "x"]] },
+      { status: 200, headers: [["", "x"]] },
+      { status: 200, headers: [["X", "a\nb"]] },
+      { status: 200, headers: [["X", "a\rb"]] },
+      { status: 200, headers: [["X", "a\u0000b"]] },
+      { status: 200, headers: [["X", "\u2028"]] },
+      { status: 200, headers: [["X", 1]] },
+      { status: 200, body_base64: 5 },
+      { status: 200, body_base64: "abc" },
+      { status: 200, body_base64: "ab$=" },
+      { status: 200, body_base64: "a===" },
+      { status: 200, body_base64: "aGk=\n" },
+    ];
+    for (const b of bad) {
+      assert.throws(() => validateReply(b), (e: unknown) => e instanceof GatewayError && e.code === "bad_reply", JSON.stringify(b));
+    }
+  });
+
+  test("base64 round-trips every byte string", () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 300 }), (bytes) => {
+        const buf = Buffer.from(bytes);
+        assert.deepEqual(decodeBase64(buf.toString("base64")), buf);
+      }),
+    );
+  });
+});
