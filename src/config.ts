@@ -7,7 +7,7 @@ import { dirname, resolve } from "node:path";
 import { parse as parseToml } from "smol-toml";
 import { DEFAULT_SUPERVISOR, type SupervisorOptions } from "./host/plugin.js";
 import { LOG_LEVELS } from "./log.js";
-import type { ManifestProblem } from "./manifest/index.js";
+import { type ManifestProblem, mountPrefixProblem, suggestMountPrefix } from "./manifest/index.js";
 import type { LevelWithSilent } from "pino";
 
 export interface Listen {
@@ -26,7 +26,9 @@ export interface PorticoConfig {
   trustProxy: boolean;
   /** Per-route default when the manifest sets no `timeout_seconds`. */
   timeoutSeconds: number;
-  /** Per-route default when the manifest sets no `max_body_bytes`. */
+  /** Per-route default when the manifest sets no `idle_timeout_seconds` (streams only). */
+  idleTimeoutSeconds: number;
+  /** Per-route default for buffered (v1) bodies when the manifest sets no `max_body_bytes`. */
   maxBodyBytes: number;
   /** Exchanges in flight per plugin before new requests get 503. */
   maxInFlight: number;
@@ -40,6 +42,7 @@ export const DEFAULT_CONFIG: PorticoConfig = {
   reservedPrefixes: [],
   trustProxy: false,
   timeoutSeconds: 30,
+  idleTimeoutSeconds: 300,
   maxBodyBytes: 16 * 1024 * 1024,
   maxInFlight: 1024,
   supervisor: DEFAULT_SUPERVISOR,
@@ -87,7 +90,10 @@ function fromToml(doc: Record<string, unknown>, file: string): Partial<PorticoCo
   const problems: ManifestProblem[] = [];
   const out: Partial<PorticoConfig> = {};
   const bad = (key: string, message: string, fix: string) => problems.push({ file, key, message, fix });
+  // Every key this function knows, recorded as it is read: any other key in the file is a mistake.
+  const read = new Set<string>(["listen", "plugins", "log_level", "trust_proxy", "reserved_prefixes"]);
   const table = (key: string): Record<string, unknown> => {
+    read.add(key);
     const v = doc[key];
     if (v === undefined) return {};
     if (typeof v === "object" && v !== null && !Array.isArray(v)) return v as Record<string, unknown>;
@@ -95,6 +101,7 @@ function fromToml(doc: Record<string, unknown>, file: string): Partial<PorticoCo
     return {};
   };
   const num = (t: Record<string, unknown>, prefix: string, key: string, min: number, integer: boolean): number | undefined => {
+    read.add(`${prefix}${key}`);
     const v = t[key];
     if (v === undefined) return undefined;
     const ok = typeof v === "number" && Number.isFinite(v) && v >= min && (!integer || Number.isInteger(v));
@@ -124,12 +131,20 @@ function fromToml(doc: Record<string, unknown>, file: string): Partial<PorticoCo
   }
   if (doc.reserved_prefixes !== undefined) {
     const v = doc.reserved_prefixes;
-    if (Array.isArray(v) && v.every((p) => typeof p === "string")) out.reservedPrefixes = v as string[];
-    else bad("reserved_prefixes", "must be an array of path prefixes", 'set reserved_prefixes = ["/internal"]');
+    if (Array.isArray(v) && v.every((p) => typeof p === "string")) {
+      // Checked here, like a mount prefix: the router would otherwise throw at start-up, far from the key.
+      const wrong = v.map((p) => [p, mountPrefixProblem(p)] as const).filter(([, problem]) => problem);
+      for (const [p, problem] of wrong) {
+        bad("reserved_prefixes", `${JSON.stringify(p)} ${problem}`, `write it as ${JSON.stringify(suggestMountPrefix(p, "internal"))}`);
+      }
+      if (!wrong.length) out.reservedPrefixes = v as string[];
+    } else bad("reserved_prefixes", "must be an array of path prefixes", 'set reserved_prefixes = ["/internal"]');
   }
   const limits = table("limits");
   const timeout = num(limits, "limits.", "timeout_seconds", 0.001, false);
   if (timeout !== undefined) out.timeoutSeconds = timeout;
+  const idle = num(limits, "limits.", "idle_timeout_seconds", 0.001, false);
+  if (idle !== undefined) out.idleTimeoutSeconds = idle;
   const maxBody = num(limits, "limits.", "max_body_bytes", 0, true);
   if (maxBody !== undefined) out.maxBodyBytes = maxBody;
   const maxInFlight = num(limits, "limits.", "max_in_flight", 1, true);
@@ -149,6 +164,15 @@ function fromToml(doc: Record<string, unknown>, file: string): Partial<PorticoCo
   pick("crash_window_seconds", "crashWindowMs", 0.001, 1000);
   pick("max_frame_bytes", "maxFrameBytes", 1024);
   if (Object.keys(s).length) out.supervisor = { ...DEFAULT_SUPERVISOR, ...s };
+
+  // A misspelt key would otherwise be ignored without a word, and its setting silently not apply.
+  // Known keys are those read above (whether present or not).
+  for (const [prefix, t] of [["", doc], ["limits.", limits], ["supervisor.", sup]] as const) {
+    const known = [...read].filter((k) => k.startsWith(prefix) && !k.slice(prefix.length).includes(".")).map((k) => k.slice(prefix.length));
+    for (const key of Object.keys(t)) {
+      if (!read.has(`${prefix}${key}`)) bad(`${prefix}${key}`, "is not a portico setting", `remove it, or use one of ${known.join(", ")}`);
+    }
+  }
 
   if (problems.length) throw new ConfigError(problems);
   return out;

@@ -5,6 +5,8 @@
 export type GatewayErrorCode =
   | "bad_target" // unparsable, ambiguous or hostile request-target
   | "bad_request" // a request that cannot be completed, such as a body cut short
+  | "request_timeout" // the client did not finish sending its request head in time
+  | "headers_too_large" // request head over node's header size limit
   | "not_found" // no route, or nothing in a reserved space
   | "method_not_allowed" // a daemon endpoint asked with the wrong method
   | "payload_too_large" // request body over the route's limit
@@ -12,12 +14,16 @@ export type GatewayErrorCode =
   | "plugin_timeout" // no reply within the route's timeout
   | "bad_reply" // the plugin answered something that is not a valid HTTP reply
   | "plugin_crashed" // the plugin process died with the exchange in flight
+  | "plugin_reset" // the plugin reset the stream before answering (protocol v2)
+  | "upgrade_failed" // the plugin accepted a WebSocket the client could not complete
   | "overloaded" // too many exchanges in flight for one plugin
   | "shutting_down"; // the daemon is draining
 
 const STATUS: Record<GatewayErrorCode, number> = {
   bad_target: 400,
   bad_request: 400,
+  request_timeout: 408,
+  headers_too_large: 431,
   not_found: 404,
   method_not_allowed: 405,
   payload_too_large: 413,
@@ -25,6 +31,8 @@ const STATUS: Record<GatewayErrorCode, number> = {
   plugin_timeout: 504,
   bad_reply: 502,
   plugin_crashed: 502,
+  plugin_reset: 502,
+  upgrade_failed: 502,
   overloaded: 503,
   shutting_down: 503,
 };
@@ -33,6 +41,8 @@ const STATUS: Record<GatewayErrorCode, number> = {
 const MESSAGE: Record<GatewayErrorCode, string> = {
   bad_target: "bad request target",
   bad_request: "bad request",
+  request_timeout: "request timeout",
+  headers_too_large: "request header fields too large",
   not_found: "not found",
   method_not_allowed: "method not allowed",
   payload_too_large: "request body too large",
@@ -40,6 +50,8 @@ const MESSAGE: Record<GatewayErrorCode, string> = {
   plugin_timeout: "plugin gateway timeout",
   bad_reply: "plugin reply malformed",
   plugin_crashed: "plugin exited before replying",
+  plugin_reset: "plugin reset the request",
+  upgrade_failed: "websocket upgrade failed",
   overloaded: "plugin overloaded",
   shutting_down: "shutting down",
 };

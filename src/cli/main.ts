@@ -2,6 +2,7 @@
  * portico serve | check | routes
  */
 import { existsSync, statSync } from "node:fs";
+import type { AddressInfo } from "node:net";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import type { LevelWithSilent } from "pino";
@@ -112,7 +113,15 @@ async function serve(args: string[]): Promise<number> {
   });
 
   await portico.start();
-  const { address } = await portico.listen();
+  let address: AddressInfo;
+  try {
+    ({ address } = await portico.listen());
+  } catch (err) {
+    // The plugins are running by now and their pipes would keep this process alive, serving
+    // nothing: stop them before reporting (EADDRINUSE, EACCES, …).
+    await portico.close();
+    throw err;
+  }
   const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
   for (const r of portico.router.routes()) {
     const state = portico.plugins.get(r.pluginId)?.state;
@@ -165,11 +174,13 @@ async function routes(args: string[]): Promise<number> {
   const { manifests, problems } = await discoverPlugins(config.pluginsDir);
   const router = new Router([...DEFAULT_RESERVED_PREFIXES, ...config.reservedPrefixes]);
   const { refused } = buildRoutes(manifests, router, config);
-  const rows = [
-    ["PREFIX", "PLUGIN", "TIMEOUT", "MAX BODY"],
+  // One table sorted by prefix, the daemon's own prefixes among the plugins', so finding who owns a
+  // path is one look down the first column.
+  const body = [
     ...router.reservedPrefixes.map((p) => [p, "(portico)", "-", "-"]),
-    ...router.routes().map((r) => [r.prefix, r.pluginId, `${r.timeoutMs / 1000}s`, bytes(r.maxBodyBytes)]),
-  ];
+    ...router.routes().map((r) => [r.prefix, r.pluginId, `${r.timeoutMs / 1000}s`, r.maxBodyBytes === undefined ? "default" : bytes(r.maxBodyBytes)]),
+  ].sort((a, b) => (a[0]! < b[0]! ? -1 : a[0]! > b[0]! ? 1 : 0));
+  const rows = [["PREFIX", "PLUGIN", "TIMEOUT", "MAX BODY"], ...body];
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   for (const r of rows) process.stdout.write(`${r.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd()}\n`);
   const notServed: Refusal[] = [...problems.map((p) => ({ plugin: p.file, reason: formatProblem(p) })), ...refused];

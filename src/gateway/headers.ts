@@ -106,8 +106,10 @@ export interface ResponseHead {
 
 /** The plugin's reply headers, already validated, minus hop-by-hop ones and Content-Length. */
 export function responseHead(headers: HeaderList): ResponseHead {
-  let conn: Set<string> | undefined;
-  for (const [k, v] of headers) if (k.length === 10 && k.toLowerCase() === "connection") conn = connectionTokens([v]);
+  // Every Connection header counts, not just the last one (RFC 9110 §5.3: they form one list).
+  const connValues: string[] = [];
+  for (const [k, v] of headers) if (k.length === 10 && k.toLowerCase() === "connection") connValues.push(v);
+  const conn = connValues.length ? connectionTokens(connValues) : undefined;
   const flat: string[] = [];
   let contentLength: string | undefined;
   let hasRequestId = false;

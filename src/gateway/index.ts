@@ -2,8 +2,10 @@
  * The HTTP side: target → router → exchange → response. Also the library entry point: a Node
  * program mounts `portico.handler` in its own server and gets exactly what `portico serve` does.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { randomUUID } from "node:crypto";
+import { createServer, type IncomingMessage, type Server, type ServerResponse, STATUS_CODES } from "node:http";
 import type { AddressInfo } from "node:net";
+import type { Duplex } from "node:stream";
 import { performance } from "node:perf_hooks";
 import { handleAdmin, Metrics } from "../admin/index.js";
 import { DEFAULT_CONFIG, type PorticoConfig, resolveConfig } from "../config.js";
@@ -53,7 +55,7 @@ export function createPortico(options: PorticoOptions = {}): Portico {
   let draining = false;
   let inFlight = 0;
   let idle: (() => void) | undefined;
-  const defaults = { timeoutSeconds: config.timeoutSeconds, maxBodyBytes: config.maxBodyBytes };
+  const defaults = { timeoutSeconds: config.timeoutSeconds, idleTimeoutSeconds: config.idleTimeoutSeconds };
   const adminCtx = { router, plugins: host.plugins, metrics, draining: () => draining };
 
   async function start(): Promise<void> {
@@ -86,10 +88,14 @@ export function createPortico(options: PorticoOptions = {}): Portico {
     try {
       const target = normalizeTarget(req.url ?? "");
       if (!target.ok) throw new GatewayError("bad_target", target.reason);
+      const hosts = hostCount(req);
+      if (hosts > 1 || (hosts === 0 && req.httpVersion !== "1.0")) throw new GatewayError("bad_request", `${hosts} Host headers`);
       if (draining) throw new GatewayError("shutting_down", undefined, { retryAfter: 5 });
       const match = router.match(target.path);
       if (!match) throw new GatewayError("not_found", `no route for ${target.path}`);
       if (match.kind === "reserved") {
+        // The daemon's own answers carry the request id too, like every plugin reply and error.
+        res.setHeader("X-Request-Id", requestId);
         status = await handleAdmin(req, res, target.path, adminCtx);
         return;
       }
@@ -99,7 +105,7 @@ export function createPortico(options: PorticoOptions = {}): Portico {
       if (plugin.status().inFlight >= config.maxInFlight) {
         throw new GatewayError("overloaded", `${config.maxInFlight} requests in flight`, { retryAfter: 1 });
       }
-      const body = await readBody(req, route.maxBodyBytes);
+      const body = await readBody(req, route.maxBodyBytes ?? config.maxBodyBytes);
       metrics.inFlight.inc({ plugin: route.pluginId });
       let reply: HttpReply;
       try {
@@ -132,11 +138,16 @@ export function createPortico(options: PorticoOptions = {}): Portico {
   }
 
   const handler = (req: IncomingMessage, res: ServerResponse): void => {
+    // Node still dispatches requests pipelined behind an answer that closes the connection. That
+    // answer is the connection's last: what follows is neither served nor forwarded (RFC 9112 §9.6).
+    if (closing.has(req.socket)) return;
     void handle(req, res);
   };
 
   async function listen(at = config.listen): Promise<{ server: Server; address: AddressInfo }> {
-    const server = createServer({ keepAliveTimeout: 65_000 }, handler);
+    // Host is checked by the handler (hostCount), so a request without one gets portico's 400.
+    const server = createServer({ keepAliveTimeout: 65_000, requireHostHeader: false }, handler);
+    server.on("clientError", (err: NodeJS.ErrnoException, socket: Duplex) => onClientError(err, socket, log));
     servers.add(server);
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
@@ -178,7 +189,10 @@ function writeReply(req: IncomingMessage, res: ServerResponse, reply: HttpReply,
   if (status === 204) {
     // no Content-Length at all
   } else if (noBody) {
-    const length = head.contentLength !== undefined && /^\d+$/.test(head.contentLength) ? head.contentLength : body.length ? String(body.length) : undefined;
+    // HEAD: the plugin's Content-Length, else the length of the body it built (a GET's). 304: only
+    // the plugin's own, since a 304 may not announce a length other than the 200's (RFC 9110 §8.6).
+    const given = head.contentLength !== undefined && /^\d+$/.test(head.contentLength) ? head.contentLength : undefined;
+    const length = given ?? (req.method === "HEAD" && body.length ? String(body.length) : undefined);
     if (length !== undefined) head.flat.push("Content-Length", length);
   } else {
     head.flat.push("Content-Length", String(body.length));
@@ -198,11 +212,67 @@ function writeError(req: IncomingMessage, res: ServerResponse, err: GatewayError
   const { status, headers, body } = errorResponse(err);
   const flat = headers.flat();
   flat.push("X-Request-Id", requestId);
-  // A body we refused to read must not be parsed as the next request.
-  if (err.code === "payload_too_large" || !req.complete) flat.push("Connection", "close");
+  // Close after a body we refused to read (not worth draining), and after a request we could not
+  // make sense of (400): the bytes that follow it on the connection are not trusted either. A
+  // request without a body is not `complete` yet while its handler runs synchronously (node marks
+  // it right after the 'request' event), so `complete` alone would close every connection on a 404.
+  if (err.code === "payload_too_large" || err.status === 400 || bodyPending(req)) {
+    flat.push("Connection", "close");
+    closing.add(req.socket);
+  }
   res.writeHead(status, flat);
   res.end(req.method === "HEAD" ? undefined : body);
   return status;
+}
+
+/**
+ * Requests node's parser refuses never reach the handler (a NUL, control or non-ASCII byte in the
+ * target, a bad header, broken framing). Node's default answer is a bare "400" with no body and no
+ * request id; answer like every other error instead, then close: the stream can't be trusted.
+ */
+function onClientError(err: NodeJS.ErrnoException, socket: Duplex, log: Logger): void {
+  // Bytes after a request that said `Connection: close`: ignored, not answered (RFC 9112 §9.6).
+  // That request's own answer is still on its way, and node closes the connection after it.
+  if (err.code === "HPE_CLOSED_CONNECTION") return;
+  const current = (socket as { _httpMessage?: ServerResponse })._httpMessage;
+  if (!socket.writable || current?.headersSent || err.code === "ECONNRESET") {
+    socket.destroy();
+    return;
+  }
+  const code =
+    err.code === "HPE_INVALID_URL" ? "bad_target"
+    : err.code === "HPE_HEADER_OVERFLOW" ? "headers_too_large"
+    : err.code === "ERR_HTTP_REQUEST_TIMEOUT" ? "request_timeout"
+    : "bad_request";
+  const { status, headers, body } = errorResponse(new GatewayError(code, err.message));
+  const requestId = randomUUID();
+  const lines = [`HTTP/1.1 ${status} ${STATUS_CODES[status]}`, ...headers.map(([k, v]) => `${k}: ${v}`)];
+  lines.push(`X-Request-Id: ${requestId}`, "Connection: close", "", "");
+  socket.end(Buffer.concat([Buffer.from(lines.join("\r\n"), "latin1"), body]));
+  socket.once("finish", () => socket.destroy());
+  log.warn({ reqId: requestId, status, err: err.code ?? err.message }, "request refused by the HTTP parser");
+}
+
+/**
+ * Host header lines in the request. RFC 9112 §3.2: an HTTP/1.1 request has exactly one (400
+ * otherwise). Node lets two through, and two Hosts are two answers to "which site is this for" that
+ * a plugin and whatever reads X-Forwarded-Host could each take differently.
+ */
+function hostCount(req: IncomingMessage): number {
+  const raw = req.rawHeaders;
+  let n = 0;
+  for (let i = 0; i < raw.length; i += 2) if ((raw[i] as string).length === 4 && (raw[i] as string).toLowerCase() === "host") n++;
+  return n;
+}
+
+/** Connections whose last answer is written or being written (it said Connection: close). */
+const closing = new WeakSet<object>();
+
+/** True while a declared request body may still be on the wire, unread. */
+function bodyPending(req: IncomingMessage): boolean {
+  if (req.complete) return false;
+  const length = req.headers["content-length"];
+  return req.headers["transfer-encoding"] !== undefined || (length !== undefined && length !== "0");
 }
 
 export { DEFAULT_CONFIG };

@@ -10,18 +10,22 @@ import type { PluginManifest } from "../manifest/index.js";
 import {
   classify,
   encodeFrame,
+  type Frame,
   type JsonRpcId,
   type JsonRpcResponse,
   LineSplitter,
   METHOD_NOT_FOUND,
 } from "../protocol/jsonrpc.js";
 import { decodeReply, encodeRequest, type HttpReply, type HttpRequestV1, newInbox, replyEnvelope } from "../protocol/v1.js";
+import { DEFAULT_WINDOW, ProtocolError, Session, type Stream } from "../protocol/v2.js";
 
 /** The nexo version portico announces in `initialize`. */
 export const NEXO_VERSION = "0.1.5";
 /** nexo's TypeScript SDK silently drops incoming frames larger than this. */
 const NEXO_TS_SDK_MAX_FRAME = 1024 * 1024;
 const STDERR_TAIL_LINES = 20;
+/** After the plugin exits, how long its pipes may stay open (held by an escaped helper) before we drop them. */
+const PIPE_CLOSE_WAIT_MS = 1000;
 
 export interface ChildOptions {
   initTimeoutMs: number;
@@ -56,6 +60,10 @@ export class Child {
   readonly #calls = new Map<JsonRpcId, PendingCall>();
   readonly #stderrTail: string[] = [];
   #nextId = 1;
+  #initId: JsonRpcId | undefined;
+  #lines: LineSplitter | undefined;
+  /** Set when the plugin took protocol v2. */
+  #session: Session | undefined;
   #corked = false;
   #exited: ExitInfo | undefined;
   #exitWaiters: ((info: ExitInfo) => void)[] = [];
@@ -79,6 +87,18 @@ export class Child {
     });
     const proc = this.#proc;
     proc.on("error", (err) => this.#onExit({ code: null, signal: null, reason: `could not start: ${err.message}` }));
+    proc.on("exit", () => {
+      // The plugin is gone. Whatever is left in its process group is a helper it started: it would
+      // outlive the plugin and, holding our stdout/stderr pipes, delay 'close' forever, so the
+      // plugin would look alive (never restarted, requests timing out). Kill the group; if 'close'
+      // still doesn't come (a helper that left the group), stop waiting for the pipes.
+      this.#killGroup();
+      setTimeout(() => {
+        if (this.#exited) return;
+        proc.stdout?.destroy();
+        proc.stderr?.destroy();
+      }, PIPE_CLOSE_WAIT_MS).unref();
+    });
     // 'close', not 'exit': a reply written just before the child exits is still in the pipe.
     proc.on("close", (code, signal) => {
       const reason =
@@ -92,8 +112,12 @@ export class Child {
       (line) => this.#onLine(line),
       (bytes) => this.#log.error({ bytes, max: opts.maxFrameBytes }, "plugin wrote a stdout line over the frame limit; dropped"),
     );
-    proc.stdout?.on("data", (chunk: Buffer) => stdout.push(chunk));
-    proc.stdout?.on("end", () => stdout.end());
+    this.#lines = stdout;
+    proc.stdout?.on("data", (chunk: Buffer) => (this.#session ? this.#feed(chunk) : stdout.push(chunk)));
+    proc.stdout?.on("end", () => {
+      if (!this.#session) stdout.end();
+    });
+    proc.stdin?.on("drain", () => this.#session?.drained());
 
     const stderr = new LineSplitter(
       64 * 1024,
@@ -117,8 +141,13 @@ export class Child {
     return this.#exited;
   }
 
+  /** 2 once the plugin accepted protocol v2 in its `initialize` reply, else 1 (nexo's). */
+  get protocol(): 1 | 2 {
+    return this.#session ? 2 : 1;
+  }
+
   get inFlight(): number {
-    return this.#exchanges.size;
+    return this.#session ? this.#session.streamCount : this.#exchanges.size;
   }
 
   /** Resolves when the child answered `initialize` with the right id; rejects (and kills it) otherwise. */
@@ -129,7 +158,10 @@ export class Child {
       timer = setTimeout(() => reject(new Error(`no reply to initialize within ${timeout} ms`)), timeout);
     });
     try {
-      const result = await Promise.race([this.call("initialize", { nexo_version: NEXO_VERSION }), timedOut]);
+      // v1 plugins ignore `portico`; a v2 one answers with result.portico.protocol = 2 (docs/protocol.md).
+      this.#initId = this.#nextId;
+      const offer = { nexo_version: NEXO_VERSION, portico: { protocols: [2], window: DEFAULT_WINDOW } };
+      const result = await Promise.race([this.call("initialize", offer), timedOut]);
       const r = result as { manifest?: { plugin?: { id?: unknown } }; server_version?: unknown } | null;
       const id = r?.manifest?.plugin?.id;
       if (id !== this.#manifest.id) {
@@ -168,13 +200,20 @@ export class Child {
     return { reply, cancel: () => this.#exchanges.delete(inbox) };
   }
 
+  /** Opens a protocol v2 stream with the request HEAD. The caller drives it (gateway/proxy-v2). */
+  open(head: unknown, end: boolean): Stream {
+    if (!this.#session || this.#exited) throw new GatewayError("plugin_unavailable", "plugin not running");
+    return this.#session.open(head, end);
+  }
+
   /** A JSON-RPC request to the child; resolves with its result. */
   call(method: string, params: unknown): Promise<unknown> {
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
       if (this.#exited) return reject(new Error(`plugin ${this.#exited.reason}`));
       this.#calls.set(id, { resolve, reject });
-      this.#write(encodeFrame({ jsonrpc: "2.0", id, method, params }));
+      if (this.#session) this.#session.sendRpc({ jsonrpc: "2.0", id, method, params });
+      else this.#write(encodeFrame({ jsonrpc: "2.0", id, method, params }));
     });
   }
 
@@ -198,12 +237,18 @@ export class Child {
   kill(reason: string): void {
     if (this.#exited) return;
     this.#killReason ??= reason;
+    if (!this.#killGroup()) this.#proc.kill("SIGKILL");
+  }
+
+  /** SIGKILL to the child's process group; false when there was none to signal. */
+  #killGroup(): boolean {
     const pid = this.#proc.pid;
+    if (pid === undefined) return false;
     try {
-      if (pid !== undefined) process.kill(-pid, "SIGKILL");
-      else this.#proc.kill("SIGKILL");
+      process.kill(-pid, "SIGKILL");
+      return true;
     } catch {
-      this.#proc.kill("SIGKILL");
+      return false;
     }
   }
 
@@ -244,20 +289,73 @@ export class Child {
       this.#log.warn({ line: preview(line), why: frame }, "plugin wrote a line that is not a JSON-RPC frame; skipped");
       return;
     }
+    if (frame.kind === "response" && frame.msg.id === this.#initId) this.#maybeSwitch(frame.msg.result);
+    this.#onMessage(frame);
+  }
+
+  /**
+   * The plugin took v2: from the byte after this line on, its stdout carries frames, and so will
+   * our writes to its stdin (we have written nothing since `initialize`).
+   */
+  #maybeSwitch(result: unknown): void {
+    const accepted = (result as { portico?: { protocol?: unknown; window?: unknown } } | null)?.portico;
+    if (accepted?.protocol !== 2) return;
+    const window = typeof accepted.window === "number" && accepted.window > 0 ? accepted.window : DEFAULT_WINDOW;
+    const stdin = this.#proc.stdin;
+    let corked = false;
+    this.#session = new Session({
+      sendWindow: window,
+      recvWindow: DEFAULT_WINDOW,
+      write: (chunks) => {
+        if (!stdin || stdin.destroyed) return true;
+        // Frames written in one tick leave in one write.
+        if (!corked) {
+          corked = true;
+          stdin.cork();
+          process.nextTick(() => {
+            corked = false;
+            stdin.uncork();
+          });
+        }
+        let ok = true;
+        for (const c of chunks) ok = stdin.write(c);
+        return ok;
+      },
+      onRpc: (value) => {
+        const frame = classify(value);
+        if (typeof frame === "string") this.#log.warn({ why: frame }, "plugin sent an RPC frame that is not JSON-RPC; ignored");
+        else this.#onMessage(frame);
+      },
+    });
+    this.#lines?.handOff((rest) => this.#feed(rest));
+  }
+
+  #feed(chunk: Buffer): void {
+    try {
+      this.#session?.push(chunk);
+    } catch (err) {
+      if (!(err instanceof ProtocolError)) throw err;
+      this.#log.error({ err: err.message }, "plugin broke protocol v2; killing it");
+      this.kill(`protocol error: ${err.message}`);
+    }
+  }
+
+  #onMessage(frame: Frame): void {
     switch (frame.kind) {
       case "response":
         return this.#onResponse(frame.msg);
-      case "request":
+      case "request": {
         // nexo children may ask the host for things portico does not offer (memory.recall, …).
-        this.#write(
-          encodeFrame({
-            jsonrpc: "2.0",
-            id: frame.msg.id,
-            error: { code: METHOD_NOT_FOUND, message: `method not found: ${frame.msg.method}` },
-          }),
-        );
+        const answer = {
+          jsonrpc: "2.0" as const,
+          id: frame.msg.id,
+          error: { code: METHOD_NOT_FOUND, message: `method not found: ${frame.msg.method}` },
+        };
+        if (this.#session) this.#session.sendRpc(answer);
+        else this.#write(encodeFrame(answer));
         this.#log.debug({ method: frame.msg.method }, "plugin called an unsupported method");
         return;
+      }
       case "notification":
         if (frame.msg.method === "broker.publish") return this.#onPublish(frame.msg.params);
         this.#log.debug({ method: frame.msg.method }, "ignored notification from plugin");
@@ -296,6 +394,7 @@ export class Child {
     this.#exited = info;
     for (const p of this.#exchanges.values()) p.reject(new GatewayError("plugin_crashed", info.reason));
     this.#exchanges.clear();
+    this.#session?.fail(new Error(info.reason));
     for (const c of this.#calls.values()) c.reject(new Error(`plugin ${info.reason}`));
     this.#calls.clear();
     for (const w of this.#exitWaiters) w(info);

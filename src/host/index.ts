@@ -12,7 +12,7 @@ export type { SupervisorOptions } from "./plugin.js";
 
 export interface RouteDefaults {
   timeoutSeconds: number;
-  maxBodyBytes: number;
+  idleTimeoutSeconds: number;
 }
 
 export interface Refusal {
@@ -29,7 +29,8 @@ export function routeFor(m: PluginManifest, defaults: RouteDefaults): Route | un
     pluginId: m.id,
     prefix: m.http.mountPrefix,
     timeoutMs: Math.round((m.http.timeoutSeconds ?? defaults.timeoutSeconds) * 1000),
-    maxBodyBytes: m.http.maxBodyBytes ?? defaults.maxBodyBytes,
+    idleTimeoutMs: Math.round((m.http.idleTimeoutSeconds ?? defaults.idleTimeoutSeconds) * 1000),
+    maxBodyBytes: m.http.maxBodyBytes,
   };
 }
 

@@ -7,6 +7,7 @@ import { GatewayError } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { PluginManifest } from "../manifest/index.js";
 import type { HttpReply, HttpRequestV1 } from "../protocol/v1.js";
+import type { Stream } from "../protocol/v2.js";
 import { Child, type ExitInfo } from "./child.js";
 
 export type PluginState = "starting" | "ready" | "restarting" | "failed" | "stopping" | "stopped";
@@ -102,6 +103,18 @@ export class Plugin extends EventEmitter<PluginEvents> {
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /** The protocol the running child speaks: 2 if it took portico's offer, else 1 (nexo's). */
+  get protocol(): 1 | 2 {
+    return this.#child?.protocol ?? 1;
+  }
+
+  /** Protocol v2: opens the stream for one exchange. The gateway drives it and owns its timeouts. */
+  open(head: unknown, end: boolean): Stream {
+    const child = this.#child;
+    if (this.#state !== "ready" || !child) throw this.#unavailable();
+    return child.open(head, end);
   }
 
   /** Graceful: `shutdown`, wait up to the grace period, then kill. Never restarts afterwards. */

@@ -105,7 +105,7 @@ test("a real nexo manifest with many extra sections parses", () => {
     name: "Reference demo",
     description: "Shows every surface a nexo plugin can use",
     entrypoint: { command: "python3", args: ["plugin.py", "--verbose"], env: { LOG: "info", PYTHONUNBUFFERED: "1" } },
-    http: { mountPrefix: "/reference_demo", timeoutSeconds: 12.5, maxBodyBytes: undefined },
+    http: { mountPrefix: "/reference_demo", timeoutSeconds: 12.5, idleTimeoutSeconds: undefined, maxBodyBytes: undefined },
   });
 });
 
@@ -125,8 +125,11 @@ test("entrypoint and http defaults; integer timeout; max_body_bytes", () => {
   const r = parseManifest(`${WITH_EP}[plugin.http]\nmount_prefix = "/a/b.c~d-e_f"\ntimeout_seconds = 86400\nmax_body_bytes = 1048576\n`, FILE);
   assert.deepEqual(r.problems, []);
   assert.deepEqual(r.manifest!.entrypoint, { command: "node", args: [], env: {} });
-  assert.deepEqual(r.manifest!.http, { mountPrefix: "/a/b.c~d-e_f", timeoutSeconds: 86400, maxBodyBytes: 1048576 });
-  assert.equal(parseManifest(`${WITH_EP}[plugin.http]\nmount_prefix = "/x"\n`, FILE).manifest!.http!.timeoutSeconds, 30);
+  assert.deepEqual(r.manifest!.http, { mountPrefix: "/a/b.c~d-e_f", timeoutSeconds: 86400, idleTimeoutSeconds: undefined, maxBodyBytes: 1048576 });
+  // Unset means "the daemon's default" (portico.toml [limits], else 30 s).
+  assert.equal(parseManifest(`${WITH_EP}[plugin.http]\nmount_prefix = "/x"\n`, FILE).manifest!.http!.timeoutSeconds, undefined);
+  assert.equal(parseManifest(`${WITH_EP}[plugin.http]\nmount_prefix = "/x"\nidle_timeout_seconds = 3600\n`, FILE).manifest!.http!.idleTimeoutSeconds, 3600);
+  failsAt(`${WITH_EP}[plugin.http]\nmount_prefix = "/x"\nidle_timeout_seconds = 0\n`, "plugin.http.idle_timeout_seconds");
 });
 
 test("empty command means not a subprocess", () => {

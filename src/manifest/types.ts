@@ -23,8 +23,10 @@ export interface PluginEntrypoint {
 export interface PluginHttp {
   /** Normalized: starts with '/', no trailing '/', whole segments of unreserved characters. */
   mountPrefix: string;
-  /** `timeout_seconds`, default 30. */
-  timeoutSeconds: number;
+  /** `timeout_seconds`: time to the response head; undefined means the daemon's default (30). */
+  timeoutSeconds: number | undefined;
+  /** `idle_timeout_seconds`: a stream with no data either way for this long is cut (protocol v2). */
+  idleTimeoutSeconds: number | undefined;
   /** `max_body_bytes` (portico extension); undefined means the daemon's default. */
   maxBodyBytes: number | undefined;
 }

@@ -13,6 +13,7 @@ const SEMVER_RE =
   /^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$/;
 const ENV_KEY_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const DEFAULT_TIMEOUT_SECONDS = 30;
+const DEFAULT_IDLE_TIMEOUT_SECONDS = 300;
 const MAX_TIMEOUT_SECONDS = 86_400;
 
 /**
@@ -188,24 +189,8 @@ function checkHttp(raw: unknown, id: string | undefined, report: Report): Plugin
     else report("plugin.http.mount_prefix", `${quote(mp)} ${problem}`, `set mount_prefix = ${quote(suggestMountPrefix(mp, id))}`);
   }
 
-  let timeoutSeconds = DEFAULT_TIMEOUT_SECONDS;
-  const t = field(raw, "timeout_seconds");
-  const tNum = typeof t === "bigint" ? Number(t) : t;
-  if (tNum === undefined) {
-    // default stands
-  } else if (typeof tNum !== "number") {
-    report("plugin.http.timeout_seconds", mustBe("a number", t), `set timeout_seconds = ${DEFAULT_TIMEOUT_SECONDS}, or remove it for the default`);
-  } else if (!(tNum > 0 && tNum <= MAX_TIMEOUT_SECONDS)) {
-    // Written as a negated range so NaN fails too.
-    const hint = tNum > MAX_TIMEOUT_SECONDS ? MAX_TIMEOUT_SECONDS : DEFAULT_TIMEOUT_SECONDS;
-    report(
-      "plugin.http.timeout_seconds",
-      `must be greater than 0 and at most ${MAX_TIMEOUT_SECONDS} (one day), found ${String(t)}`,
-      `set timeout_seconds = ${hint}`,
-    );
-  } else {
-    timeoutSeconds = tNum;
-  }
+  const timeoutSeconds = seconds(raw, "timeout_seconds", DEFAULT_TIMEOUT_SECONDS, report);
+  const idleTimeoutSeconds = seconds(raw, "idle_timeout_seconds", DEFAULT_IDLE_TIMEOUT_SECONDS, report);
 
   let maxBodyBytes: number | undefined;
   const m = field(raw, "max_body_bytes");
@@ -223,7 +208,28 @@ function checkHttp(raw: unknown, id: string | undefined, report: Report): Plugin
     report("plugin.http.max_body_bytes", mustBe("a positive integer", m), mFix);
   }
 
-  return { mountPrefix, timeoutSeconds, maxBodyBytes };
+  return { mountPrefix, timeoutSeconds, idleTimeoutSeconds, maxBodyBytes };
+}
+
+/** An optional duration in seconds under [plugin.http]: undefined means the daemon's default. */
+function seconds(raw: Table, key: string, example: number, report: Report): number | undefined {
+  const t = field(raw, key);
+  const n = typeof t === "bigint" ? Number(t) : t;
+  if (n === undefined) return undefined;
+  if (typeof n !== "number") {
+    report(`plugin.http.${key}`, mustBe("a number", t), `set ${key} = ${example}, or remove it for the default`);
+    return undefined;
+  }
+  // Written as a negated range so NaN fails too.
+  if (!(n > 0 && n <= MAX_TIMEOUT_SECONDS)) {
+    report(
+      `plugin.http.${key}`,
+      `must be greater than 0 and at most ${MAX_TIMEOUT_SECONDS} (one day), found ${String(t)}`,
+      `set ${key} = ${n > MAX_TIMEOUT_SECONDS ? MAX_TIMEOUT_SECONDS : example}`,
+    );
+    return undefined;
+  }
+  return n;
 }
 
 /** A NUL cannot cross exec(2); catching it here beats a spawn error at start-up. */

@@ -65,6 +65,7 @@ export class LineSplitter {
   #parts: Buffer[] = [];
   #size = 0;
   #skipping = false;
+  #handOff: ((rest: Buffer) => void) | undefined;
 
   constructor(
     readonly maxLineBytes: number,
@@ -83,7 +84,21 @@ export class LineSplitter {
       this.#append(chunk, start, nl);
       this.#emit();
       start = nl + 1;
+      const handOff = this.#handOff;
+      if (handOff) {
+        this.#handOff = undefined;
+        handOff(chunk.subarray(start));
+        return;
+      }
     }
+  }
+
+  /**
+   * Called from inside `onLine`: the stream stops being lines right after the current one (protocol
+   * v2's switch). The rest of the current chunk goes to `rest`; the caller routes later chunks.
+   */
+  handOff(rest: (remainder: Buffer) => void): void {
+    this.#handOff = rest;
   }
 
   /** At end of stream: a last line without a newline still counts. */

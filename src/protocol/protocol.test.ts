@@ -133,3 +133,21 @@ describe("v1 codec", () => {
     );
   });
 });
+
+describe("LineSplitter.handOff", () => {
+  test("bytes after the switching line go to the hand-off, not to onLine", () => {
+    const lines: string[] = [];
+    let rest: Buffer | undefined;
+    const s: LineSplitter = new LineSplitter(
+      1024,
+      (l) => {
+        lines.push(l.toString());
+        if (l.toString() === "switch") s.handOff((r) => (rest = r));
+      },
+      () => {},
+    );
+    s.push(Buffer.from("a\nswitch\n\u0001\u0002\nnot a line"));
+    assert.deepEqual(lines, ["a", "switch"]);
+    assert.deepEqual(rest, Buffer.from("\u0001\u0002\nnot a line"));
+  });
+});

@@ -51,17 +51,18 @@ export function encodeMessage(pluginId: string, inbox: string, req: HttpRequestV
 }
 
 /**
- * From a `broker.publish` notification's params, the inbox topic it answers and the reply object.
- * Returns undefined when the frame is not a reply at all (then it is just another broker publish).
+ * From a `broker.publish` notification's params, the inbox topic it answers and the reply event
+ * (unchecked: decodeReply judges it). Returns undefined when no topic can be found (then it is
+ * just another broker publish). A publish to a waiting inbox whose event is missing or not an
+ * object is still that request's reply, a malformed one: the client gets a 502 now, not a 504 later.
  */
-export function replyEnvelope(params: unknown): { topic: string; event: Record<string, unknown> } | undefined {
+export function replyEnvelope(params: unknown): { topic: string; event: unknown } | undefined {
   if (typeof params !== "object" || params === null) return undefined;
   const p = params as Record<string, unknown>;
   const event = p.event;
-  if (typeof event !== "object" || event === null) return undefined;
-  const ev = event as Record<string, unknown>;
-  const topic = typeof p.topic === "string" ? p.topic : typeof ev.topic === "string" ? ev.topic : undefined;
-  return topic ? { topic, event: ev } : undefined;
+  const evTopic = typeof event === "object" && event !== null ? (event as Record<string, unknown>).topic : undefined;
+  const topic = typeof p.topic === "string" ? p.topic : typeof evTopic === "string" ? evTopic : undefined;
+  return topic ? { topic, event } : undefined;
 }
 
 /**
@@ -69,8 +70,9 @@ export function replyEnvelope(params: unknown): { topic: string; event: Record<s
  * a bare `{status, headers, body_base64}` directly under `event.payload` is accepted too, since a
  * hand-written plugin easily forgets the Message layer and nothing else could be meant by it.
  */
-export function decodeReply(event: Record<string, unknown>): HttpReply {
-  const outer = event.payload;
+export function decodeReply(event: unknown): HttpReply {
+  if (typeof event !== "object" || event === null) throw malformed("params.event is not an object");
+  const outer = (event as Record<string, unknown>).payload;
   if (typeof outer !== "object" || outer === null) throw malformed("event.payload is not an object");
   const o = outer as Record<string, unknown>;
   const inner = typeof o.payload === "object" && o.payload !== null ? o.payload : "status" in o ? o : undefined;

@@ -8,8 +8,12 @@ export interface Route {
   pluginId: string;
   /** Normalized mount prefix (see manifest.mountPrefixProblem). */
   prefix: string;
+  /** Time to the response head. */
   timeoutMs: number;
-  maxBodyBytes: number;
+  /** Streams (protocol v2) with no data either way for this long are cut. */
+  idleTimeoutMs: number;
+  /** The manifest's max_body_bytes; undefined: the daemon's default for buffered (v1) bodies, none for streamed ones. */
+  maxBodyBytes: number | undefined;
 }
 
 export type Match = { kind: "reserved"; prefix: string } | { kind: "plugin"; route: Route };

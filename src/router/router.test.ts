@@ -4,7 +4,7 @@ import fc from "fast-check";
 import { underPrefix } from "../target/index.js";
 import { type Route, RouteError, Router } from "./index.js";
 
-const route = (pluginId: string, prefix: string): Route => ({ pluginId, prefix, timeoutMs: 30_000, maxBodyBytes: 1024 });
+const route = (pluginId: string, prefix: string): Route => ({ pluginId, prefix, timeoutMs: 30_000, idleTimeoutMs: 300_000, maxBodyBytes: 1024 });
 
 function refused(fn: () => void, reason: RouteError["reason"], ...mentions: string[]): void {
   assert.throws(fn, (err: unknown) => {

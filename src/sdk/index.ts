@@ -2,14 +2,24 @@
  * The plugin side, for TypeScript: serve one WHATWG fetch handler as a portico (or nexo) plugin.
  *
  *   import { serve } from "portico/sdk";
- *   serve({ fetch: (req) => new Response("hello") });
+ *   serve({ fetch: (request) => new Response("hello") });
  *
- * stdout belongs to the protocol: console.log/info/debug are redirected to stderr, which portico
+ * Under portico the SDK takes protocol v2 (streamed bodies both ways, WebSockets, cancellation
+ * through `request.signal`); under a host that offers nothing else (nexo) it speaks v1.
+ * stdout belongs to the protocol: console.log/info/debug are redirected to stderr, which the host
  * copies into its log tagged with the plugin id.
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse as parseToml } from "smol-toml";
+import { LineSplitter } from "../protocol/jsonrpc.js";
+import { DEFAULT_WINDOW, ProtocolError, Session } from "../protocol/v2.js";
+import { internalError, type RequestHead } from "./http.js";
+import { answerV1, publishFrame, type V1Message } from "./v1.js";
+import { handleStream } from "./v2.js";
+
+export { fromNodeHandler } from "./node.js";
+export { PluginWebSocket, upgradeWebSocket, type UpgradeOptions, type WebSocketCloseEvent } from "./websocket.js";
 
 export type FetchHandler = (request: Request) => Response | Promise<Response>;
 
@@ -21,140 +31,170 @@ export interface ServeOptions {
   serverVersion?: string;
   /** Called when the handler throws; the client gets a 500 either way. */
   onError?: (error: unknown, request: Request) => void;
+  /** Refuse protocol v2 even when offered (for testing v1 behaviour). */
+  protocol?: 1 | 2;
 }
-
-type Frame = { jsonrpc: "2.0"; id?: number | string | null; method?: string; params?: unknown; result?: unknown; error?: unknown };
-type HeaderList = [string, string][];
 
 export interface PluginServer {
-  /** Resolves when the plugin was asked to shut down and every handler finished. */
+  /** Resolves when the plugin was asked to shut down and every exchange finished. */
   readonly finished: Promise<void>;
 }
+
+/** @internal What the protocol dispatchers need from the options. */
+export interface Handlers {
+  /** Runs the fetch handler; a throw becomes a 500. */
+  call(request: Request): Promise<Response>;
+  report(error: unknown, request: Request): void;
+}
+
+type Msg = { jsonrpc?: string; id?: number | string | null; method?: string; params?: unknown };
 
 export function serve(options: ServeOptions): PluginServer {
   const manifest = loadManifest(options.manifest);
   const pluginId = String((manifest.plugin as Record<string, unknown> | undefined)?.id ?? "");
-  const out = process.stdout;
-  const write = (frame: Frame) => out.write(`${JSON.stringify(frame)}\n`);
   guardStdout();
+  const out = process.stdout;
+  const stdin = process.stdin;
+
+  const handlers: Handlers = {
+    async call(request) {
+      try {
+        return await options.fetch(request);
+      } catch (err) {
+        handlers.report(err, request);
+        return internalError();
+      }
+    },
+    report(err, request) {
+      if (options.onError) options.onError(err, request);
+      else process.stderr.write(`portico-sdk: handler failed: ${(err as Error)?.stack ?? String(err)}\n`);
+    },
+  };
 
   let inFlight = 0;
-  let drained: (() => void) | undefined;
-  let finish!: () => void;
-  const finished = new Promise<void>((resolve) => {
-    finish = resolve;
-  });
-
-  const onFrame = async (frame: Frame) => {
-    if (frame.method === "initialize" && frame.id != null) {
-      write({ jsonrpc: "2.0", id: frame.id, result: { manifest, server_version: options.serverVersion ?? "portico-sdk" } });
-      return;
-    }
-    if (frame.method === "shutdown" && frame.id != null) {
-      if (inFlight > 0) await new Promise<void>((resolve) => (drained = resolve));
-      write({ jsonrpc: "2.0", id: frame.id, result: { ok: true } });
-      finish();
-      out.write("", () => process.exit(0));
-      return;
-    }
-    if (frame.method === "broker.event") {
-      const event = (frame.params as { event?: { payload?: Message } } | undefined)?.event;
-      const message = event?.payload;
-      if (message?.reply_to && message.payload) {
-        inFlight++;
-        try {
-          const reply = await answer(options, message.payload);
-          write(publish(pluginId, message.reply_to, reply));
-        } finally {
-          if (--inFlight === 0 && drained) drained();
-        }
-      }
-      return;
-    }
-    if (frame.id != null && frame.method) {
-      write({ jsonrpc: "2.0", id: frame.id, error: { code: -32601, message: `method not found: ${frame.method}` } });
-    }
-  };
-
-  let buffered = "";
-  process.stdin.setEncoding("utf8");
-  process.stdin.on("data", (chunk: string) => {
-    buffered += chunk;
-    let nl = buffered.indexOf("\n");
-    while (nl !== -1) {
-      const line = buffered.slice(0, nl).trim();
-      buffered = buffered.slice(nl + 1);
-      nl = buffered.indexOf("\n");
-      if (!line) continue;
-      let frame: Frame;
-      try {
-        frame = JSON.parse(line) as Frame;
-      } catch {
-        process.stderr.write(`portico-sdk: ignored a line that is not JSON\n`);
-        continue;
-      }
-      void onFrame(frame);
-    }
-  });
-  // The host went away: nothing left to serve.
-  process.stdin.on("end", () => process.exit(0));
-  return { finished };
-}
-
-interface Message {
-  id?: string;
-  topic?: string;
-  reply_to?: string;
-  payload?: { method: string; path: string; query?: string; headers?: HeaderList; body_base64?: string };
-}
-
-async function answer(options: ServeOptions, req: NonNullable<Message["payload"]>): Promise<{ status: number; headers: HeaderList; body_base64: string }> {
-  let request: Request | undefined;
-  try {
-    request = toRequest(req);
-    const response = await options.fetch(request);
-    return await fromResponse(response);
-  } catch (err) {
-    if (options.onError && request) options.onError(err, request);
-    else process.stderr.write(`portico-sdk: handler failed: ${(err as Error)?.stack ?? String(err)}\n`);
-    return { status: 500, headers: [["Content-Type", "text/plain; charset=utf-8"]], body_base64: Buffer.from("internal error").toString("base64") };
-  }
-}
-
-function toRequest(req: NonNullable<Message["payload"]>): Request {
-  const headers = new Headers();
-  let host = "localhost";
-  for (const [k, v] of req.headers ?? []) {
-    if (k.toLowerCase() === "host") host = v;
+  let idle: (() => void) | undefined;
+  const track = async (work: Promise<void>) => {
+    inFlight++;
     try {
-      headers.append(k, v);
-    } catch {
-      // A header the WHATWG Headers class refuses cannot be shown to the handler.
+      await work;
+    } finally {
+      if (--inFlight === 0) idle?.();
     }
-  }
-  const url = `http://${host}${req.path}${req.query ? `?${req.query}` : ""}`;
-  const hasBody = req.method !== "GET" && req.method !== "HEAD" && !!req.body_base64;
-  return new Request(url, {
-    method: req.method,
-    headers,
-    body: hasBody ? Buffer.from(req.body_base64 as string, "base64") : undefined,
-  });
-}
-
-async function fromResponse(response: Response): Promise<{ status: number; headers: HeaderList; body_base64: string }> {
-  const headers: HeaderList = [];
-  for (const [k, v] of response.headers) if (k !== "set-cookie") headers.push([k, v]);
-  for (const c of response.headers.getSetCookie()) headers.push(["set-cookie", c]);
-  const body = response.body ? Buffer.from(await response.arrayBuffer()) : Buffer.alloc(0);
-  return { status: response.status, headers, body_base64: body.toString("base64") };
-}
-
-function publish(source: string, topic: string, payload: unknown): Frame {
-  return {
-    jsonrpc: "2.0",
-    method: "broker.publish",
-    params: { topic, event: { topic, source, payload: { topic, reply_to: null, payload } } },
   };
+  const drained = () => (inFlight === 0 ? Promise.resolve() : new Promise<void>((resolve) => (idle = resolve)));
+
+  let finish!: () => void;
+  const finished = new Promise<void>((resolve) => (finish = resolve));
+  const exitAfter = () => {
+    finish();
+    out.write("", () => process.exit(0));
+  };
+
+  // v1 until (and unless) the handshake switches to v2.
+  let session: Session | undefined;
+  const writeLine = (line: string) => out.write(line);
+  const lines = new LineSplitter(64 * 1024 * 1024, (line) => onLine(line), () => process.stderr.write("portico-sdk: dropped an oversized line\n"));
+
+  const onLine = (line: Buffer) => {
+    let msg: Msg;
+    try {
+      msg = JSON.parse(line.toString("utf8")) as Msg;
+    } catch {
+      process.stderr.write("portico-sdk: ignored a line that is not JSON\n");
+      return;
+    }
+    if (msg.method === "initialize" && msg.id != null) {
+      const offer = (msg.params as { portico?: { protocols?: unknown; window?: unknown } } | undefined)?.portico;
+      const v2 = options.protocol !== 1 && Array.isArray(offer?.protocols) && offer.protocols.includes(2);
+      const result: Record<string, unknown> = { manifest, server_version: options.serverVersion ?? "portico-sdk" };
+      if (v2) result.portico = { protocol: 2, window: DEFAULT_WINDOW };
+      writeLine(`${JSON.stringify({ jsonrpc: "2.0", id: msg.id, result })}\n`);
+      if (v2) {
+        const window = typeof offer?.window === "number" && offer.window > 0 ? offer.window : DEFAULT_WINDOW;
+        session = startV2(window);
+        lines.handOff((rest) => feed(rest));
+      }
+      return;
+    }
+    onV1Message(msg);
+  };
+
+  const onV1Message = (msg: Msg) => {
+    if (msg.method === "shutdown" && msg.id != null) {
+      const id = msg.id;
+      void drained().then(() => {
+        writeLine(`${JSON.stringify({ jsonrpc: "2.0", id, result: { ok: true } })}\n`);
+        exitAfter();
+      });
+      return;
+    }
+    if (msg.method === "broker.event") {
+      const message = (msg.params as { event?: { payload?: V1Message } } | undefined)?.event?.payload;
+      if (message?.reply_to && message.payload) {
+        const replyTo = message.reply_to;
+        const req = message.payload;
+        void track(answerV1(handlers, req).then((reply) => void writeLine(publishFrame(pluginId, replyTo, reply))));
+      }
+      return;
+    }
+    if (msg.id != null && msg.method) {
+      writeLine(`${JSON.stringify({ jsonrpc: "2.0", id: msg.id, error: { code: -32601, message: `method not found: ${msg.method}` } })}\n`);
+    }
+  };
+
+  const startV2 = (sendWindow: number): Session => {
+    let corked = false;
+    const s = new Session({
+      sendWindow,
+      recvWindow: DEFAULT_WINDOW,
+      write(chunks) {
+        // Frames written in one tick leave in one write.
+        if (!corked) {
+          corked = true;
+          out.cork();
+          process.nextTick(() => {
+            corked = false;
+            out.uncork();
+          });
+        }
+        let ok = true;
+        for (const c of chunks) ok = out.write(c);
+        return ok;
+      },
+      onStream(stream, head, end) {
+        void track(handleStream(handlers, stream, head as RequestHead, end));
+      },
+      onRpc(value) {
+        const msg = value as Msg;
+        if (msg.method === "shutdown" && msg.id != null) {
+          const id = msg.id;
+          void drained().then(() => {
+            s.sendRpc({ jsonrpc: "2.0", id, result: { ok: true } });
+            exitAfter();
+          });
+        } else if (msg.id != null && msg.method) {
+          s.sendRpc({ jsonrpc: "2.0", id: msg.id, error: { code: -32601, message: `method not found: ${msg.method}` } });
+        }
+      },
+    });
+    out.on("drain", () => s.drained());
+    return s;
+  };
+
+  const feed = (chunk: Buffer) => {
+    try {
+      session?.push(chunk);
+    } catch (err) {
+      if (!(err instanceof ProtocolError)) throw err;
+      process.stderr.write(`portico-sdk: protocol error from host: ${err.message}\n`);
+      process.exit(1);
+    }
+  };
+
+  stdin.on("data", (chunk: Buffer) => (session ? feed(chunk) : lines.push(chunk)));
+  // The host went away: nothing left to serve.
+  stdin.on("end", () => process.exit(0));
+  return { finished };
 }
 
 function loadManifest(given: ServeOptions["manifest"]): Record<string, unknown> {

@@ -1,0 +1,410 @@
+/**
+ * Codec v2: binary frames, multiplexed streams, per-stream flow control (docs/protocol.md).
+ *
+ * The Session is symmetric and transport-agnostic: portico opens streams, the plugin SDK accepts
+ * them, and both hand it bytes from and a writer to whatever carries them (stdio today).
+ */
+
+export const FrameType = { RPC: 0, HEAD: 1, DATA: 2, WINDOW: 3, RESET: 4, WS: 5 } as const;
+export type FrameType = (typeof FrameType)[keyof typeof FrameType];
+
+export const END = 0x01;
+export const HEADER_BYTES = 10;
+export const MAX_PAYLOAD = 16 * 1024 * 1024;
+/** Largest DATA frame we send: bigger ones hold up the other streams on the pipe. */
+export const MAX_DATA_FRAME = 64 * 1024;
+export const DEFAULT_WINDOW = 1024 * 1024;
+
+export const WsOpcode = { TEXT: 1, BINARY: 2, CLOSE: 8, PING: 9, PONG: 10 } as const;
+
+export type ResetCode = "cancel" | "timeout" | "error";
+
+export interface Frame {
+  type: number;
+  flags: number;
+  stream: number;
+  payload: Buffer;
+}
+
+export function frameHeader(type: number, flags: number, stream: number, length: number): Buffer {
+  const h = Buffer.allocUnsafe(HEADER_BYTES);
+  h[0] = type;
+  h[1] = flags;
+  h.writeUInt32BE(stream, 2);
+  h.writeUInt32BE(length, 6);
+  return h;
+}
+
+/** One frame as a single buffer (for small payloads). */
+export function encodeFrame(type: number, flags: number, stream: number, payload?: Buffer): Buffer {
+  const length = payload?.length ?? 0;
+  const out = Buffer.allocUnsafe(HEADER_BYTES + length);
+  out[0] = type;
+  out[1] = flags;
+  out.writeUInt32BE(stream, 2);
+  out.writeUInt32BE(length, 6);
+  if (payload) payload.copy(out, HEADER_BYTES);
+  return out;
+}
+
+export class ProtocolError extends Error {
+  override name = "ProtocolError";
+}
+
+/** Cuts a byte stream into frames. Payloads inside one chunk are views, not copies. */
+export class FrameParser {
+  #parts: Buffer[] = [];
+  #size = 0;
+  #header: { type: number; flags: number; stream: number; length: number } | undefined;
+
+  constructor(readonly onFrame: (f: Frame) => void) {}
+
+  push(chunk: Buffer): void {
+    if (chunk.length === 0) return;
+    this.#parts.push(chunk);
+    this.#size += chunk.length;
+    for (;;) {
+      if (!this.#header) {
+        if (this.#size < HEADER_BYTES) return;
+        const h = this.#take(HEADER_BYTES);
+        const length = h.readUInt32BE(6);
+        if (length > MAX_PAYLOAD) throw new ProtocolError(`frame of ${length} bytes exceeds ${MAX_PAYLOAD}`);
+        this.#header = { type: h[0] as number, flags: h[1] as number, stream: h.readUInt32BE(2), length };
+      }
+      const { type, flags, stream, length } = this.#header;
+      if (this.#size < length) return;
+      const payload = length === 0 ? EMPTY : this.#take(length);
+      this.#header = undefined;
+      this.onFrame({ type, flags, stream, payload });
+    }
+  }
+
+  #take(n: number): Buffer {
+    const first = this.#parts[0] as Buffer;
+    this.#size -= n;
+    if (first.length > n) {
+      this.#parts[0] = first.subarray(n);
+      return first.subarray(0, n);
+    }
+    if (first.length === n) {
+      this.#parts.shift();
+      return first;
+    }
+    const out = Buffer.allocUnsafe(n);
+    let at = 0;
+    while (at < n) {
+      const p = this.#parts[0] as Buffer;
+      const want = n - at;
+      if (p.length <= want) {
+        p.copy(out, at);
+        at += p.length;
+        this.#parts.shift();
+      } else {
+        p.copy(out, at, 0, want);
+        this.#parts[0] = p.subarray(want);
+        at += want;
+      }
+    }
+    return out;
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+export interface SessionOptions {
+  /** Writes frames; returns false when the transport wants the writer to wait for `drained()`. */
+  write(chunks: Buffer[]): boolean;
+  /** Credit we start with towards the peer, per stream (the peer's window). */
+  sendWindow: number;
+  /** Credit the peer starts with towards us, per stream (our window). */
+  recvWindow: number;
+  /** The peer opened a stream (only the plugin side accepts streams). */
+  onStream?: (stream: Stream, head: unknown, end: boolean) => void;
+  onRpc?: (msg: unknown) => void;
+}
+
+export class Session {
+  readonly #opts: SessionOptions;
+  readonly #streams = new Map<number, Stream>();
+  readonly #parser: FrameParser;
+  #nextId = 1;
+  #saturated = false;
+  #drainWaiters: (() => void)[] = [];
+  #failed: Error | undefined;
+
+  constructor(opts: SessionOptions) {
+    this.#opts = opts;
+    this.#parser = new FrameParser((f) => this.#onFrame(f));
+  }
+
+  get streamCount(): number {
+    return this.#streams.size;
+  }
+
+  /** Bytes from the peer. Throws ProtocolError on a malformed stream (the caller ends the session). */
+  push(chunk: Buffer): void {
+    this.#parser.push(chunk);
+  }
+
+  /** The transport drained: let waiting writers go on. */
+  drained(): void {
+    this.#saturated = false;
+    const waiters = this.#drainWaiters;
+    this.#drainWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  /** Opens a stream with a HEAD (the host side). */
+  open(head: unknown, end: boolean): Stream {
+    let id = this.#nextId;
+    while (this.#streams.has(id)) id = id >= 0xffffffff ? 1 : id + 1;
+    this.#nextId = id >= 0xffffffff ? 1 : id + 1;
+    const stream = new Stream(this, id, this.#opts.sendWindow, this.#opts.recvWindow);
+    this.#streams.set(id, stream);
+    stream.sendHead(head, end);
+    return stream;
+  }
+
+  sendRpc(msg: unknown): void {
+    this.write([encodeFrame(FrameType.RPC, 0, 0, Buffer.from(JSON.stringify(msg)))]);
+  }
+
+  /** Every open stream ends with `err` (transport closed, process died). */
+  fail(err: Error): void {
+    if (this.#failed) return;
+    this.#failed = err;
+    for (const s of [...this.#streams.values()]) s._terminate("gone", err.message);
+    this.#streams.clear();
+    this.drained();
+  }
+
+  get failed(): Error | undefined {
+    return this.#failed;
+  }
+
+  /** @internal */
+  write(chunks: Buffer[]): void {
+    if (this.#failed) return;
+    if (!this.#opts.write(chunks)) this.#saturated = true;
+  }
+
+  /** @internal Resolves when the transport can take more. */
+  whenWritable(): Promise<void> | undefined {
+    if (!this.#saturated || this.#failed) return undefined;
+    return new Promise((resolve) => this.#drainWaiters.push(resolve));
+  }
+
+  /** @internal */
+  forget(id: number): void {
+    this.#streams.delete(id);
+  }
+
+  #onFrame(f: Frame): void {
+    if (f.type === FrameType.RPC) {
+      let msg: unknown;
+      try {
+        msg = JSON.parse(f.payload.toString("utf8"));
+      } catch {
+        throw new ProtocolError("RPC frame is not JSON");
+      }
+      this.#opts.onRpc?.(msg);
+      return;
+    }
+    let stream = this.#streams.get(f.stream);
+    if (!stream) {
+      if (f.type !== FrameType.HEAD || !this.#opts.onStream || f.stream === 0) return; // late frame of a finished stream
+      stream = new Stream(this, f.stream, this.#opts.sendWindow, this.#opts.recvWindow);
+      this.#streams.set(f.stream, stream);
+      this.#opts.onStream(stream, parseJson(f.payload, "HEAD"), (f.flags & END) !== 0);
+      return;
+    }
+    stream._onFrame(f);
+  }
+}
+
+function parseJson(payload: Buffer, what: string): unknown {
+  try {
+    return JSON.parse(payload.toString("utf8"));
+  } catch {
+    throw new ProtocolError(`${what} payload is not JSON`);
+  }
+}
+
+export interface StreamHandlers {
+  onHead?(head: unknown, end: boolean): void;
+  onData?(chunk: Buffer, end: boolean): void;
+  onWs?(opcode: number, payload: Buffer): void;
+  /** The stream was reset by the peer, or the session failed. Not called after a local reset. */
+  onReset?(code: string, message: string | undefined): void;
+}
+
+/**
+ * One exchange. Sending DATA respects the peer's credit; received DATA is acknowledged with
+ * `consumed(n)` once it has really been used, which is what gives backpressure end to end.
+ */
+export class Stream {
+  readonly id: number;
+  handlers: StreamHandlers = {};
+  readonly #session: Session;
+  #credit: number;
+  #creditWaiter: (() => void) | undefined;
+  #unacked = 0;
+  readonly #ackThreshold: number;
+  #localEnded = false;
+  #remoteEnded = false;
+  #closed = false;
+
+  constructor(session: Session, id: number, sendWindow: number, recvWindow: number) {
+    this.#session = session;
+    this.id = id;
+    this.#credit = sendWindow;
+    this.#ackThreshold = Math.max(1, Math.floor(recvWindow / 4));
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  get remoteEnded(): boolean {
+    return this.#remoteEnded;
+  }
+
+  sendHead(head: unknown, end: boolean): void {
+    if (this.#closed) return;
+    this.#session.write([encodeFrame(FrameType.HEAD, end ? END : 0, this.id, Buffer.from(JSON.stringify(head)))]);
+    if (end) this.#endLocal();
+  }
+
+  /** Sends body bytes in frames of at most 64 KiB as credit allows. Resolves when all are written. */
+  async sendData(chunk: Buffer, end = false): Promise<void> {
+    let at = 0;
+    do {
+      if (this.#closed) return;
+      if (this.#credit <= 0 && chunk.length > 0) {
+        await new Promise<void>((resolve) => {
+          this.#creditWaiter = resolve;
+        });
+        continue;
+      }
+      const n = Math.min(chunk.length - at, this.#credit, MAX_DATA_FRAME);
+      const last = at + n >= chunk.length;
+      const piece = n === chunk.length ? chunk : chunk.subarray(at, at + n);
+      this.#credit -= n;
+      at += n;
+      const flags = end && last ? END : 0;
+      this.#session.write(n > 0 ? [frameHeader(FrameType.DATA, flags, this.id, n), piece] : [frameHeader(FrameType.DATA, flags, this.id, 0)]);
+      const writable = this.#session.whenWritable();
+      if (writable) await writable;
+    } while (at < chunk.length);
+    if (end) this.#endLocal();
+  }
+
+  /** END without more bytes. */
+  end(): Promise<void> {
+    return this.sendData(EMPTY, true);
+  }
+
+  /** One WebSocket message; counts against credit like DATA. */
+  async sendWs(opcode: number, payload: Buffer): Promise<void> {
+    while (!this.#closed && this.#credit <= 0 && payload.length > 0) {
+      await new Promise<void>((resolve) => {
+        this.#creditWaiter = resolve;
+      });
+    }
+    if (this.#closed) return;
+    this.#credit -= payload.length;
+    this.#session.write([frameHeader(FrameType.WS, opcode, this.id, payload.length), payload]);
+    const writable = this.#session.whenWritable();
+    if (writable) await writable;
+  }
+
+  /** Returns credit to the peer for `n` bytes we have used. */
+  consumed(n: number): void {
+    if (this.#closed || this.#remoteEnded) return;
+    this.#unacked += n;
+    if (this.#unacked >= this.#ackThreshold) this.#flushAck();
+  }
+
+  /** Forgets the stream without a frame: both sides already know it is over (WebSocket close echo). */
+  finish(): void {
+    this.#close();
+  }
+
+  /** Ends the stream both ways at once and tells the peer. */
+  reset(code: ResetCode, message?: string): void {
+    if (this.#closed) return;
+    this.#session.write([encodeFrame(FrameType.RESET, 0, this.id, Buffer.from(JSON.stringify(message ? { code, message } : { code })))]);
+    this.#close();
+  }
+
+  /** @internal */
+  _terminate(code: string, message: string | undefined): void {
+    if (this.#closed) return;
+    this.#close();
+    this.handlers.onReset?.(code, message);
+  }
+
+  /** @internal */
+  _onFrame(f: Frame): void {
+    if (this.#closed) return;
+    switch (f.type) {
+      case FrameType.HEAD: {
+        const end = (f.flags & END) !== 0;
+        const head = parseJson(f.payload, "HEAD");
+        if (end) this.#remoteEnded = true;
+        this.handlers.onHead?.(head, end);
+        if (end) this.#maybeClose();
+        return;
+      }
+      case FrameType.DATA: {
+        const end = (f.flags & END) !== 0;
+        if (end) this.#remoteEnded = true;
+        this.handlers.onData?.(f.payload, end);
+        if (end) this.#maybeClose();
+        return;
+      }
+      case FrameType.WINDOW: {
+        if (f.payload.length !== 4) throw new ProtocolError("WINDOW payload must be 4 bytes");
+        this.#credit += f.payload.readUInt32BE(0);
+        const w = this.#creditWaiter;
+        this.#creditWaiter = undefined;
+        w?.();
+        return;
+      }
+      case FrameType.RESET: {
+        const body = (f.payload.length ? parseJson(f.payload, "RESET") : {}) as { code?: unknown; message?: unknown };
+        this._terminate(typeof body.code === "string" ? body.code : "error", typeof body.message === "string" ? body.message : undefined);
+        return;
+      }
+      case FrameType.WS:
+        this.handlers.onWs?.(f.flags, f.payload);
+        return;
+    }
+  }
+
+  #flushAck(): void {
+    const n = this.#unacked;
+    this.#unacked = 0;
+    const p = Buffer.allocUnsafe(4);
+    p.writeUInt32BE(n, 0);
+    this.#session.write([encodeFrame(FrameType.WINDOW, 0, this.id, p)]);
+  }
+
+  #endLocal(): void {
+    this.#localEnded = true;
+    this.#maybeClose();
+  }
+
+  #maybeClose(): void {
+    if (this.#localEnded && this.#remoteEnded) this.#close();
+  }
+
+  #close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    const w = this.#creditWaiter;
+    this.#creditWaiter = undefined;
+    w?.();
+    this.#session.forget(this.id);
+  }
+}

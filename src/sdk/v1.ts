@@ -1,0 +1,35 @@
+/** nexo's v1 exchange on the plugin side: one buffered request, one buffered reply. */
+import { type HeaderList, headerList, headersOf, internalError, type RequestHead, urlOf } from "./http.js";
+import type { Handlers } from "./index.js";
+
+interface V1Request extends RequestHead {
+  body_base64?: string;
+}
+
+export interface V1Message {
+  reply_to?: string;
+  payload?: V1Request;
+}
+
+export async function answerV1(handlers: Handlers, req: V1Request): Promise<{ status: number; headers: HeaderList; body_base64: string }> {
+  const { headers, host } = headersOf(req.headers);
+  const hasBody = req.method !== "GET" && req.method !== "HEAD" && !!req.body_base64;
+  const request = new Request(urlOf(req, host), {
+    method: req.method,
+    headers,
+    body: hasBody ? Buffer.from(req.body_base64 as string, "base64") : undefined,
+  });
+  const response = await handlers.call(request);
+  const body = response.body ? Buffer.from(await response.arrayBuffer()) : Buffer.alloc(0);
+  return { status: response.status, headers: headerList(response.headers), body_base64: body.toString("base64") };
+}
+
+export function publishFrame(source: string, topic: string, payload: unknown): string {
+  return `${JSON.stringify({
+    jsonrpc: "2.0",
+    method: "broker.publish",
+    params: { topic, event: { topic, source, payload: { topic, reply_to: null, payload } } },
+  })}\n`;
+}
+
+export { internalError };

@@ -1,0 +1,119 @@
+/** Protocol v2 on the plugin side: one fetch call per stream, bodies streamed both ways. */
+import type { Stream } from "../protocol/v2.js";
+import { headerList, headersOf, type RequestHead, urlOf } from "./http.js";
+import type { Handlers } from "./index.js";
+import { upgradable, upgrades } from "./websocket.js";
+
+export async function handleStream(handlers: Handlers, stream: Stream, head: RequestHead, end: boolean): Promise<void> {
+  const abort = new AbortController();
+  const { headers, host } = headersOf(head.headers);
+  const hasBody = !end && head.method !== "GET" && head.method !== "HEAD";
+  const body = end ? undefined : requestBody(stream);
+  stream.handlers.onReset = (code, message) => {
+    abort.abort(new DOMException(message ?? `stream ${code}`, code === "timeout" ? "TimeoutError" : "AbortError"));
+    body?.fail(code);
+  };
+  const request = new Request(urlOf(head, host), {
+    method: head.method,
+    headers,
+    body: hasBody ? body?.readable : undefined,
+    signal: abort.signal,
+    ...(hasBody ? { duplex: "half" } : {}),
+  } as RequestInit);
+  if (!hasBody && body) body.discard();
+  if (head.upgrade === "websocket") upgradable.set(request, stream);
+
+  const response = await handlers.call(request);
+  if (stream.closed) return; // reset while the handler ran
+
+  const socket = upgrades.get(response);
+  if (socket) {
+    const protocol = socket.protocol ? [["Sec-WebSocket-Protocol", socket.protocol] as [string, string]] : [];
+    stream.sendHead({ status: 101, headers: protocol }, false);
+    socket._open();
+    return;
+  }
+
+  const out = response.body;
+  const noBody = out === null || head.method === "HEAD";
+  stream.sendHead({ status: response.status, headers: headerList(response.headers) }, noBody);
+  if (noBody) {
+    await out?.cancel().catch(() => {});
+    body?.discard();
+    return;
+  }
+  const reader = out.getReader();
+  abort.signal.addEventListener("abort", () => void reader.cancel().catch(() => {}), { once: true });
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      if (stream.closed) return;
+      await stream.sendData(Buffer.from(value.buffer, value.byteOffset, value.byteLength));
+    }
+    await stream.end();
+  } catch (err) {
+    if (!abort.signal.aborted) {
+      handlers.report(err, request);
+      stream.reset("error", "response body failed");
+    }
+  } finally {
+    // The response is complete: whatever of the request body is still coming is not wanted.
+    body?.discard();
+  }
+}
+
+/**
+ * The request body as a ReadableStream that holds nothing back: credit goes back to portico only
+ * when the handler has taken what was queued, so a slow handler slows the upload down.
+ */
+function requestBody(stream: Stream) {
+  let controller!: ReadableStreamDefaultController<Uint8Array>;
+  let enqueued = 0;
+  let acked = 0;
+  let discarding = false;
+  let done = false;
+  const ack = () => {
+    stream.consumed(enqueued - acked);
+    acked = enqueued;
+  };
+  const readable = new ReadableStream<Uint8Array>(
+    {
+      start(c) {
+        controller = c;
+      },
+      // Called when the queue is empty and the handler waits for more: all queued bytes were read.
+      pull: ack,
+      cancel() {
+        discarding = true;
+        ack();
+      },
+    },
+    { highWaterMark: 0 },
+  );
+  stream.handlers.onData = (chunk, end) => {
+    if (discarding) {
+      stream.consumed(chunk.length);
+    } else if (chunk.length > 0) {
+      enqueued += chunk.length;
+      controller.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length));
+    }
+    if (end && !done) {
+      done = true;
+      if (!discarding) controller.close();
+    }
+  };
+  return {
+    readable,
+    discard() {
+      if (discarding) return;
+      discarding = true;
+      ack();
+    },
+    fail(code: string) {
+      if (done || discarding) return;
+      done = true;
+      controller.error(new DOMException(`request body ${code}`, "AbortError"));
+    },
+  };
+}
