@@ -3,8 +3,8 @@
  * program mounts `portico.handler` in its own server and gets exactly what `portico serve` does.
  */
 import { randomUUID } from "node:crypto";
-import { createServer, type IncomingMessage, type Server, type ServerResponse, STATUS_CODES } from "node:http";
-import type { AddressInfo } from "node:net";
+import { createServer, type IncomingMessage, type Server, ServerResponse, STATUS_CODES } from "node:http";
+import type { AddressInfo, Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { performance } from "node:perf_hooks";
 import { handleAdmin, Metrics } from "../admin/index.js";
@@ -15,9 +15,13 @@ import { createLogger, type Logger } from "../log.js";
 import type { PluginManifest } from "../manifest/index.js";
 import type { HttpReply } from "../protocol/v1.js";
 import { type Route, Router, DEFAULT_RESERVED_PREFIXES } from "../router/index.js";
-import { normalizeTarget } from "../target/index.js";
+import { normalizeTarget, type Target } from "../target/index.js";
 import { readBody } from "./body.js";
 import { forwardRequestHeaders, requestIdOf, responseHead } from "./headers.js";
+import { proxyV2, requestHasBody } from "./proxy-v2.js";
+import { tunnelWebSocket } from "./websocket.js";
+
+type Normal = Extract<Target, { ok: true }>;
 
 export interface PorticoOptions extends Partial<PorticoConfig> {
   /** Manifests to serve instead of (or besides) those found in `pluginsDir`. */
@@ -28,6 +32,8 @@ export interface PorticoOptions extends Partial<PorticoConfig> {
 export interface Portico {
   /** Node request listener: mount it in any http.Server. */
   readonly handler: (req: IncomingMessage, res: ServerResponse) => void;
+  /** Node 'upgrade' listener: WebSockets to v2 plugins. listen() wires it; mount it beside `handler`. */
+  readonly upgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
   readonly config: PorticoConfig;
   readonly router: Router;
   readonly plugins: ReadonlyMap<string, Plugin>;
@@ -105,24 +111,13 @@ export function createPortico(options: PorticoOptions = {}): Portico {
       if (plugin.status().inFlight >= config.maxInFlight) {
         throw new GatewayError("overloaded", `${config.maxInFlight} requests in flight`, { retryAfter: 1 });
       }
-      const body = await readBody(req, route.maxBodyBytes ?? config.maxBodyBytes);
       metrics.inFlight.inc({ plugin: route.pluginId });
-      let reply: HttpReply;
       try {
-        reply = await plugin.exchange(
-          {
-            method: req.method ?? "GET",
-            path: target.path,
-            query: target.query,
-            headers: forwardRequestHeaders(req, { requestId, prefix: route.prefix, trustProxy: config.trustProxy, bodyLength: body.length }),
-            body_base64: body.length ? body.toString("base64") : "",
-          },
-          route.timeoutMs,
-        );
+        const forward = plugin.protocol === 2 ? forwardV2 : forwardV1;
+        status = await forward(req, res, plugin, route, target, requestId);
       } finally {
         metrics.inFlight.dec({ plugin: route.pluginId });
       }
-      status = writeReply(req, res, reply, requestId);
     } catch (err) {
       error = err instanceof GatewayError ? err : new GatewayError("bad_reply", (err as Error)?.message, { cause: err });
       status = writeError(req, res, error, requestId);
@@ -137,6 +132,90 @@ export function createPortico(options: PorticoOptions = {}): Portico {
     }
   }
 
+  /** nexo's exchange: the whole body in, one buffered reply out. */
+  async function forwardV1(req: IncomingMessage, res: ServerResponse, plugin: Plugin, route: Route, target: Normal, requestId: string): Promise<number> {
+    const body = await readBody(req, route.maxBodyBytes ?? config.maxBodyBytes);
+    const reply = await plugin.exchange(
+      {
+        method: req.method ?? "GET",
+        path: target.path,
+        query: target.query,
+        headers: forwardRequestHeaders(req, { requestId, prefix: route.prefix, trustProxy: config.trustProxy, bodyLength: body.length }),
+        body_base64: body.length ? body.toString("base64") : "",
+      },
+      route.timeoutMs,
+    );
+    return writeReply(req, res, reply, requestId);
+  }
+
+  /** Protocol v2: bodies streamed both ways; a limit only if the manifest sets one. */
+  async function forwardV2(req: IncomingMessage, res: ServerResponse, plugin: Plugin, route: Route, target: Normal, requestId: string): Promise<number> {
+    const limit = route.maxBodyBytes ?? Number.POSITIVE_INFINITY;
+    const declared = req.headers["content-length"];
+    if (declared !== undefined && Number(declared) > limit) throw new GatewayError("payload_too_large", `Content-Length ${declared} > ${limit}`);
+    const hasBody = requestHasBody(req);
+    const head = {
+      method: req.method ?? "GET",
+      path: target.path,
+      query: target.query,
+      headers: forwardRequestHeaders(req, { requestId, prefix: route.prefix, trustProxy: config.trustProxy, bodyLength: 0 }),
+    };
+    return proxyV2(req, res, plugin.open(head, !hasBody), hasBody, { route, maxBodyBytes: limit, requestId });
+  }
+
+  /**
+   * An Upgrade request. A WebSocket for a v2 plugin is tunneled; anything else is served as an
+   * ordinary request (a server may ignore Upgrade), on a connection that then closes.
+   */
+  async function upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    const started = performance.now();
+    const requestId = requestIdOf(req);
+    const target = normalizeTarget(req.url ?? "");
+    const match = target.ok && !draining ? router.match(target.path) : undefined;
+    const plugin = match?.kind === "plugin" ? host.get(match.route.pluginId) : undefined;
+    const isWebSocket = (req.headers.upgrade ?? "").toLowerCase() === "websocket";
+    if (!target.ok || match?.kind !== "plugin" || !plugin || plugin.state !== "ready" || plugin.protocol !== 2 || !isWebSocket) {
+      const res = new ServerResponse(req);
+      res.assignSocket(socket as Socket);
+      res.shouldKeepAlive = false;
+      res.on("finish", () => socket.end());
+      void handle(req, res);
+      return;
+    }
+    const route = match.route;
+    let status = 0;
+    let error: GatewayError | undefined;
+    metrics.inFlight.inc({ plugin: route.pluginId });
+    try {
+      const stream = plugin.open(
+        {
+          method: "GET",
+          path: target.path,
+          query: target.query,
+          upgrade: "websocket",
+          headers: forwardRequestHeaders(req, { requestId, prefix: route.prefix, trustProxy: config.trustProxy, bodyLength: 0 }),
+        },
+        true,
+      );
+      status = await tunnelWebSocket(req, socket, head, stream, { route, requestId });
+    } catch (err) {
+      error = err instanceof GatewayError ? err : new GatewayError("bad_reply", (err as Error)?.message, { cause: err });
+      status = error.status;
+      const { headers, body } = errorResponse(error);
+      const lines = [`HTTP/1.1 ${status} ${STATUS_CODES[status]}`, ...headers.map(([k, v]) => `${k}: ${v}`), `X-Request-Id: ${requestId}`, "Connection: close", "", ""];
+      if (socket.writable) socket.end(Buffer.concat([Buffer.from(lines.join("\r\n"), "latin1"), body]));
+    } finally {
+      metrics.inFlight.dec({ plugin: route.pluginId });
+      const seconds = (performance.now() - started) / 1000;
+      metrics.observe(route.pluginId, route.prefix, status, seconds);
+      const line = { reqId: requestId, method: req.method, path: req.url, plugin: route.pluginId, status, websocket: true, ms: Math.round(seconds * 1e4) / 10 };
+      if (error && status >= 500) log.warn({ ...line, err: error.message }, "upgrade failed");
+      else log.info(line, "upgrade");
+    }
+  }
+
+  const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => void upgrade(req, socket, head);
+
   const handler = (req: IncomingMessage, res: ServerResponse): void => {
     // Node still dispatches requests pipelined behind an answer that closes the connection. That
     // answer is the connection's last: what follows is neither served nor forwarded (RFC 9112 §9.6).
@@ -146,8 +225,10 @@ export function createPortico(options: PorticoOptions = {}): Portico {
 
   async function listen(at = config.listen): Promise<{ server: Server; address: AddressInfo }> {
     // Host is checked by the handler (hostCount), so a request without one gets portico's 400.
-    const server = createServer({ keepAliveTimeout: 65_000, requireHostHeader: false }, handler);
+    // requestTimeout 0: a streamed upload may take hours; stalls are cut by each route's idle timeout.
+    const server = createServer({ keepAliveTimeout: 65_000, requireHostHeader: false, requestTimeout: 0 }, handler);
     server.on("clientError", (err: NodeJS.ErrnoException, socket: Duplex) => onClientError(err, socket, log));
+    server.on("upgrade", onUpgrade);
     servers.add(server);
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
@@ -177,7 +258,7 @@ export function createPortico(options: PorticoOptions = {}): Portico {
     servers.clear();
   }
 
-  return { handler, config, router, plugins: host.plugins, metrics, log, refused, start, listen, close };
+  return { handler, upgrade: onUpgrade, config, router, plugins: host.plugins, metrics, log, refused, start, listen, close };
 }
 
 /** Writes a validated plugin reply. HEAD, 204 and 304 carry no body. */

@@ -67,7 +67,6 @@ export class Child {
   #corked = false;
   #exited: ExitInfo | undefined;
   #exitWaiters: ((info: ExitInfo) => void)[] = [];
-  #warnedBigFrame = false;
   /** Reason recorded before we kill the child ourselves, so the exit is reported truthfully. */
   #killReason: string | undefined;
 
@@ -186,12 +185,16 @@ export class Child {
     }
     const inbox = newInbox();
     const line = encodeRequest(this.#manifest.id, inbox, req);
-    if (line.length > NEXO_TS_SDK_MAX_FRAME && !this.#warnedBigFrame) {
-      this.#warnedBigFrame = true;
-      this.#log.warn(
-        { bytes: line.length },
-        "request frame over 1 MiB: nexo's TypeScript SDK drops such frames without replying (the client then gets a 504); keep v1 bodies under ~750 KiB or use protocol v2",
-      );
+    // Cheap test first: a string's length never exceeds its UTF-8 byte length, and latin-1 header
+    // bytes may count twice on the wire.
+    if (line.length * 3 > NEXO_TS_SDK_MAX_FRAME) {
+      const bytes = Buffer.byteLength(line);
+      if (bytes > NEXO_TS_SDK_MAX_FRAME) {
+        this.#log.warn(
+          { bytes },
+          "request frame over 1 MiB: nexo's SDKs drop such frames without replying (the client then gets a 504); keep v1 bodies under ~750 KiB or use protocol v2",
+        );
+      }
     }
     const reply = new Promise<HttpReply>((resolve, reject) => {
       this.#exchanges.set(inbox, { resolve, reject });

@@ -269,8 +269,8 @@ class Stream:
     def fail(self, status, text):
         """The handler failed: an error response if nothing was sent yet, else RESET "error"."""
         try:
-            if self.closed:
-                return
+            if self.closed or self.local_ended:
+                return  # too late to change anything
             if self.head_sent:
                 self.reset("error", text.strip())
             else:
