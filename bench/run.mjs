@@ -419,12 +419,17 @@ function memOf(pid) {
   return { hwmKb: kb("VmHWM"), rssKb: kb("VmRSS"), cmd: safe(() => readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter(Boolean).join(" ")) };
 }
 
-/** Whole-machine busy fraction between two /proc/stat samples. */
+/**
+ * Whole-machine CPU ticks from /proc/stat: total, idle, and time spent running processes
+ * (user+nice+system). irq/softirq time is left out of the latter: it is not charged to any
+ * process, and on loopback most of it is our own network traffic.
+ */
 function machineTicks() {
   const line = readFileSync("/proc/stat", "utf8").split("\n")[0];
+  // user nice system idle iowait irq softirq steal guest guest_nice (guest is inside user)
   const v = line.trim().split(/\s+/).slice(1).map(Number);
   const idle = v[3] + (v[4] ?? 0);
-  return { total: v.reduce((a, b) => a + b, 0), idle };
+  return { total: v.slice(0, 8).reduce((a, b) => a + (b || 0), 0), idle, procs: v[0] + v[1] + v[2] };
 }
 
 const median = (xs) => {
@@ -528,9 +533,9 @@ async function measure(workload, target, svc, duration) {
   const totalTicks = Math.max(1, t1.total - t0.total);
   m.machineBusy = 1 - (t1.idle - t0.idle) / totalTicks;
   // Share of the machine used by processes that are not part of this benchmark (other sessions'
-  // builds and tests on a shared box): busy time minus our servers' and wrk's CPU.
-  const busyMs = ((totalTicks - (t1.idle - t0.idle)) * 1000) / CLK_TCK;
-  m.otherLoad = Number.isFinite(m.clientCpuMs) ? Math.max(0, (busyMs - oursMs - m.clientCpuMs) / ((totalTicks * 1000) / CLK_TCK)) : NaN;
+  // builds and tests on a shared box): process CPU time minus our servers' and wrk's.
+  const procsMs = ((t1.procs - t0.procs) * 1000) / CLK_TCK;
+  m.otherLoad = Number.isFinite(m.clientCpuMs) ? Math.max(0, (procsMs - oursMs - m.clientCpuMs) / ((totalTicks * 1000) / CLK_TCK)) : NaN;
   const dead = [svc.proc.pid, ...Object.values(pidsByRole).flat()].filter((p) => !alive(p));
   if (dead.length) throw new Error(`${target.label}: process ${dead.join(", ")} died during ${workload.label}\n${svc.proc.stderrTail.join("\n")}`);
   return m;
@@ -544,8 +549,8 @@ async function otherBusy(ms) {
   await sleep(ms);
   const t1 = machineTicks();
   const totalMs = (Math.max(1, t1.total - t0.total) * 1000) / CLK_TCK;
-  const busyMs = totalMs - ((t1.idle - t0.idle) * 1000) / CLK_TCK;
-  return Math.max(0, (busyMs - (ours() - o0)) / totalMs);
+  const procsMs = ((t1.procs - t0.procs) * 1000) / CLK_TCK;
+  return Math.max(0, (procsMs - (ours() - o0)) / totalMs);
 }
 
 /**
@@ -776,7 +781,7 @@ async function main() {
     "- direct: the hello-ts plugin's logic on a plain node:http server (bench/direct-server.mjs), no proxy. portico rows go through the daemon to the example plugins over nexo v1 (JSON lines, base64 bodies).",
     "- server CPU µs/req: user+system CPU of the daemon and of the plugin process (from /proc) during the run, divided by the requests completed. The direct row shows the direct server alone.",
     "- the hello-python target answers `hello from Python\\n` (18 B) instead of `hello from TypeScript\\n` (22 B); its ratios are to the same direct (TypeScript-logic) baseline.",
-    "- other load: median share of the machine's CPU used during the runs by processes outside this benchmark (machine busy time minus the servers' and wrk's CPU). Above ~10% the row is disturbed: re-run on a quiet machine.",
+    "- other load: median share of the machine's CPU used during the runs by processes outside this benchmark (user+system time of all processes minus the servers' and wrk's). Above ~10% the row is disturbed: re-run on a quiet machine.",
     "- errors: socket errors (connect/read/write/timeout) plus non-2xx responses, summed over the rounds.",
     "",
     "## Peak memory (end of run)",

@@ -223,7 +223,15 @@ function collect(stream: Stream, what: string): { head: Promise<{ status: number
     },
   };
   void done.catch(() => {});
-  return { head: within(head, `${what}: response HEAD`), done: within(done, `${what}: response`) };
+  // Bounded waits, started only when awaited (a test that resets the stream never awaits `done`).
+  return {
+    get head() {
+      return within(head, `${what}: response HEAD`);
+    },
+    get done() {
+      return within(done, `${what}: response`);
+    },
+  };
 }
 
 const header = (r: { headers: [string, string][] }, name: string) => r.headers.find(([k]) => k.toLowerCase() === name.toLowerCase())?.[1];
@@ -295,8 +303,14 @@ test("RESET mid-SSE stops the events and the handler", { timeout: 30_000 }, asyn
   await sleep(500); // ten intervals
   // One event may have been on its way when the RESET arrived; no more after that.
   assert.ok(p.dataFrames(stream.id).length <= atReset + 1, `${p.dataFrames(stream.id).length - atReset} events after the RESET`);
-  // shutdown waits for running handlers: an answer within 3 s proves this one stopped (it had ~50 s to go).
-  await p.shutdown(99, 3_000);
+
+  // A RESET also cuts the wait between two events short: this handler sleeps 5 s between them.
+  const slow = p.open("GET", "/events", { query: "n=10&interval_ms=5000" });
+  await until(() => p.dataFrames(slow.id).length >= 1, "the first slow event");
+  slow.reset("cancel", "client went away");
+  // shutdown waits for running handlers: an answer within 1.5 s proves both stopped (the first
+  // had ~50 s to go, the second was in the middle of a 5 s pause).
+  await p.shutdown(99, 1_500);
   assert.match(p.stderr, /reset by portico \(cancel/);
 });
 

@@ -134,7 +134,11 @@ export function createPortico(options: PorticoOptions = {}): Portico {
 
   /** nexo's exchange: the whole body in, one buffered reply out. */
   async function forwardV1(req: IncomingMessage, res: ServerResponse, plugin: Plugin, route: Route, target: Normal, requestId: string): Promise<number> {
-    const body = await readBody(req, route.maxBodyBytes ?? config.maxBodyBytes);
+    const limit = route.maxBodyBytes ?? config.maxBodyBytes;
+    const declared = req.headers["content-length"];
+    if (declared !== undefined && Number(declared) > limit) throw new GatewayError("payload_too_large", `Content-Length ${declared} > ${limit}`);
+    invite(req, res);
+    const body = await readBody(req, limit);
     const reply = await plugin.exchange(
       {
         method: req.method ?? "GET",
@@ -154,6 +158,7 @@ export function createPortico(options: PorticoOptions = {}): Portico {
     const declared = req.headers["content-length"];
     if (declared !== undefined && Number(declared) > limit) throw new GatewayError("payload_too_large", `Content-Length ${declared} > ${limit}`);
     const hasBody = requestHasBody(req);
+    invite(req, res);
     const head = {
       method: req.method ?? "GET",
       path: target.path,
@@ -229,6 +234,9 @@ export function createPortico(options: PorticoOptions = {}): Portico {
     const server = createServer({ keepAliveTimeout: 65_000, requireHostHeader: false, requestTimeout: 0 }, handler);
     server.on("clientError", (err: NodeJS.ErrnoException, socket: Duplex) => onClientError(err, socket, log));
     server.on("upgrade", onUpgrade);
+    // Expect: 100-continue is answered by the handler once the body is known to be wanted (invite),
+    // so a body over the limit gets its 413 before the client sends it.
+    server.on("checkContinue", handler);
     servers.add(server);
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
@@ -259,6 +267,11 @@ export function createPortico(options: PorticoOptions = {}): Portico {
   }
 
   return { handler, upgrade: onUpgrade, config, router, plugins: host.plugins, metrics, log, refused, start, listen, close };
+}
+
+/** Tells a client waiting on `Expect: 100-continue` to send its body. */
+function invite(req: IncomingMessage, res: ServerResponse): void {
+  if (req.headers.expect?.toLowerCase() === "100-continue" && !res.headersSent) res.writeContinue();
 }
 
 /** Writes a validated plugin reply. HEAD, 204 and 304 carry no body. */

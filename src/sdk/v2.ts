@@ -7,6 +7,12 @@ import { upgradable, upgrades } from "./websocket.js";
 export async function handleStream(handlers: Handlers, stream: Stream, head: RequestHead, end: boolean): Promise<void> {
   const abort = new AbortController();
   const { headers, host } = headersOf(head.headers);
+  if (head.upgrade === "websocket") {
+    // portico strips hop-by-hop headers and says "upgrade" in the head instead; handlers (and
+    // frameworks) look for the headers, so put them back.
+    headers.set("upgrade", "websocket");
+    headers.set("connection", "Upgrade");
+  }
   const hasBody = !end && head.method !== "GET" && head.method !== "HEAD";
   const body = end ? undefined : requestBody(stream);
   stream.handlers.onReset = (code, message) => {
