@@ -417,7 +417,7 @@ test("flow control: never more than the window without a WINDOW; other streams g
 });
 
 /** Collects WS messages from a stream and returns credit for them. */
-function wsInbox(stream: Stream) {
+function wsInbox(stream: Stream, grant = true) {
   const messages: { opcode: number; payload: Buffer }[] = [];
   let head: { status: number } | undefined;
   stream.handlers = {
@@ -426,7 +426,7 @@ function wsInbox(stream: Stream) {
     },
     onWs(opcode, payload) {
       messages.push({ opcode, payload: Buffer.from(payload) });
-      stream.consumed(payload.length);
+      if (grant) stream.consumed(payload.length);
     },
   };
   return {
@@ -493,7 +493,20 @@ for (const headEnd of [true, false]) {
     assert.equal(closed.payload.readUInt16BE(0), 4001);
     second.finish();
 
-    // Both handlers are done: shutdown does not wait.
+    // The client's close is echoed even when the plugin has no credit left: portico finished the
+    // stream when it sent the close, so it would never grant more.
+    const third = p.open("GET", "/ws", { upgrade: true, end: headEnd });
+    const ws3 = wsInbox(third, false);
+    assert.equal((await ws3.head()).status, 101);
+    const piece = randomBytes(64 * 1024);
+    for (let i = 0; i < 16; i++) await within(third.sendWs(WsOpcode.BINARY, piece), `send piece ${i}`);
+    await until(() => ws3.messages.length === 16, "16 echoes: the plugin's whole window, never granted back");
+    assert.ok(ws3.messages.splice(0).every((m) => m.payload.equals(piece)));
+    await within(third.sendWs(WsOpcode.CLOSE, close), "send close");
+    assert.deepEqual(await ws3.next("the close echo without credit"), { opcode: WsOpcode.CLOSE, payload: close });
+    third.finish();
+
+    // All three handlers are done: shutdown does not wait.
     await p.shutdown(99, 3_000);
   });
 }

@@ -83,6 +83,9 @@ async function settings(values: ReturnType<typeof parse>["values"]): Promise<Por
 async function serve(args: string[]): Promise<number> {
   const config = await settings(parse(args).values);
   if (!config.pluginsDir) throw new UsageError("serve needs --plugins DIR (or plugins = \"DIR\" in portico.toml)");
+  if (!existsSync(config.pluginsDir) || !statSync(config.pluginsDir).isDirectory()) {
+    throw new UsageError(`plugins folder ${config.pluginsDir} does not exist; pass the folder that holds one sub-folder per plugin`);
+  }
   const portico = createPortico(config);
   const log = portico.log;
   let stopping = false;
@@ -128,6 +131,8 @@ async function serve(args: string[]): Promise<number> {
     log.info({ prefix: r.prefix, plugin: r.pluginId, state, timeoutMs: r.timeoutMs }, `mounted ${r.prefix} → ${r.pluginId} (${state})`);
   }
   log.info({ url: `http://${host}:${address.port}` }, `portico listening on http://${host}:${address.port}`);
+  // Where it listens is said whatever the log level.
+  if (!log.isLevelEnabled("info")) process.stderr.write(`portico listening on http://${host}:${address.port}\n`);
   return -1; // keep running
 }
 

@@ -307,12 +307,19 @@ class Stream:
             self.credit -= len(payload)
         send_frame(WS, opcode, self.id, payload)
 
-    def ws_close(self, payload):
-        """Sends a close (u16 code + reason, or empty) and forgets the stream: portico closes the
-        client with the same code and reason, and sends nothing more for this stream."""
-        self.ws_send(WS_CLOSE, payload)
+    def ws_close(self, payload, reply=False):
+        """Sends a close (u16 code + reason, or empty) and forgets the stream: nothing more comes
+        for it. If we close first, portico closes the client with the same code and reason.
+        If the client closed first (reply=True), portico finished the stream when it sent us the
+        close and does not await our echo: send it without waiting for credit, which portico will
+        not return any more."""
+        if not reply:
+            self.ws_send(WS_CLOSE, payload)
         with self.cond:
+            self._raise_if_reset()
             self._close()
+        if reply:
+            send_frame(WS, WS_CLOSE, self.id, payload)
 
     # -- called by Connection once the handler returned -------------------------------------------
 
@@ -615,7 +622,7 @@ def websocket(req, ex):
     while True:
         opcode, payload = ex.ws_receive()
         if opcode == WS_CLOSE:
-            ex.ws_close(payload)  # echo the client's close, same code and reason
+            ex.ws_close(payload, reply=True)  # echo the client's close, same code and reason
             return
         if opcode == WS_TEXT and payload.startswith(b"close:"):
             code = payload[len(b"close:"):].decode("ascii", "replace").strip()
