@@ -143,6 +143,7 @@ const SERVICES = {
         for (const p of h?.plugins ?? []) if (p.pid) plugins.set(p.id, p.pid);
       };
       refresh(health);
+      const protocols = new Map((health?.plugins ?? []).filter((p) => p.protocol).map((p) => [p.id, p.protocol]));
       // Fallback if /health stops reporting pids: portico's direct children, by their folder.
       if (plugins.size === 0) {
         for (const pid of childrenOf(proc.pid)) {
@@ -156,6 +157,7 @@ const SERVICES = {
         proc,
         health: () => getJson(`${baseUrl}/health`).catch(() => undefined),
         plugins,
+        protocols,
         processes: (pluginId) => ({
           daemon: [proc.pid],
           ...(pluginId ? { plugin: treeOf(plugins.get(pluginId)) } : {}),
@@ -177,7 +179,7 @@ const TARGETS = [
   },
   {
     id: "portico-ts",
-    label: "portico → hello-ts",
+    label: "portico → hello-ts (SDK)",
     service: "portico",
     plugin: "hello_ts",
     paths: { small: "/hello/", echo: "/hello/echo" },
@@ -185,7 +187,7 @@ const TARGETS = [
   },
   {
     id: "portico-py",
-    label: "portico → hello-python",
+    label: "portico → hello-python (raw v1)",
     service: "portico",
     plugin: "hello_python",
     paths: { small: "/py/", echo: "/py/echo" },
@@ -671,6 +673,8 @@ function memoryTable(mem) {
 }
 
 function gitRevision() {
+  // For a run from a snapshot (e.g. `git archive` of a commit) that has no .git of its own.
+  if (process.env.PORTICO_BENCH_REVISION) return process.env.PORTICO_BENCH_REVISION;
   const rev = spawnSync("git", ["rev-parse", "--short", "HEAD"], { cwd: ROOT, encoding: "utf8" }).stdout?.trim();
   if (!rev) return "unknown";
   const dirty = spawnSync("git", ["status", "--porcelain", "--", "src", "examples", "bin"], { cwd: ROOT, encoding: "utf8" }).stdout?.trim();
@@ -717,6 +721,11 @@ async function main() {
     });
   }
 
+  // When /health says which protocol each plugin speaks, the labels say it too.
+  for (const t of targets) {
+    const proto = t.plugin && services[t.service]?.protocols?.get(t.plugin);
+    if (proto) t.label = `${t.label} [v${String(proto).replace(/^v/, "")}]`;
+  }
   const pairs = [];
   for (const w of workloads) for (const t of targets) if (t.paths[w.path]) pairs.push({ workload: w, target: t, rounds: [] });
   for (const p of pairs) await sanityCheck(p.workload, p.target, services[p.target.service]);
@@ -778,7 +787,7 @@ async function main() {
     resultsTable(pairs),
     "",
     "- req/s, p50, p99: median over the rounds (p50/p99 as reported by `wrk --latency`); × direct: ratio to the direct row of the same workload in this run.",
-    "- direct: the hello-ts plugin's logic on a plain node:http server (bench/direct-server.mjs), no proxy. portico rows go through the daemon to the example plugins over nexo v1 (JSON lines, base64 bodies).",
+    "- direct: the hello-ts plugin's logic on a plain node:http server (bench/direct-server.mjs), no proxy. portico rows go through the daemon to the example plugins: hello-ts is served by portico's TypeScript SDK (which speaks whatever protocol it negotiates with portico: v2 when offered), hello-python speaks the raw nexo v1 contract (JSON lines, base64 bodies).",
     "- server CPU µs/req: user+system CPU of the daemon and of the plugin process (from /proc) during the run, divided by the requests completed. The direct row shows the direct server alone.",
     "- the hello-python target answers `hello from Python\\n` (18 B) instead of `hello from TypeScript\\n` (22 B); its ratios are to the same direct (TypeScript-logic) baseline.",
     "- other load: median share of the machine's CPU used during the runs by processes outside this benchmark (user+system time of all processes minus the servers' and wrk's). Above ~10% the row is disturbed: re-run on a quiet machine.",

@@ -43,6 +43,8 @@ export interface PluginStatus {
   pid: number | null;
   restarts: number;
   inFlight: number;
+  /** The protocol the running child speaks (1: nexo's, 2: took portico's offer); null while none is ready. */
+  protocol: 1 | 2 | null;
   lastExit: string | null;
   /** While restarting: when the next attempt is due (ISO time). */
   nextAttemptAt: string | null;
@@ -151,6 +153,8 @@ export class Plugin extends EventEmitter<PluginEvents> {
       pid: this.#state === "ready" || this.#state === "starting" ? (this.#child?.pid ?? null) : null,
       restarts: this.#restarts,
       inFlight: this.#child?.inFlight ?? 0,
+      // Known only once `initialize` was answered: before that every child looks like v1.
+      protocol: this.#state === "ready" || this.#state === "stopping" ? this.protocol : null,
       lastExit: this.#lastExit,
       nextAttemptAt: this.#state === "restarting" ? new Date(this.#nextAttemptAt).toISOString() : null,
     };
