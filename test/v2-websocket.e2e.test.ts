@@ -4,7 +4,9 @@
  * subprotocol negotiation, refusal, and an upgrade to a v1 plugin (served as a plain request).
  */
 import assert from "node:assert/strict";
-import type { IncomingMessage } from "node:http";
+import { randomBytes } from "node:crypto";
+import { type IncomingMessage, request as httpRequest } from "node:http";
+import type { Socket } from "node:net";
 import { after, before, test } from "node:test";
 import WebSocket from "ws";
 import { type Running, startPortico, until } from "./support/portico.js";
@@ -140,12 +142,32 @@ test("subprotocol: the plugin's choice is what the client gets", async () => {
   ws.close();
   await c;
 
-  // Offered nothing the plugin takes: no subprotocol, the socket still opens.
-  const plain = await open("/lab/ws?tag=proto2", ["other"]);
-  assert.equal(plain.protocol, "");
-  const c2 = closed(plain);
-  plain.close();
-  await c2;
+  // Offered nothing the plugin takes: 101 without Sec-WebSocket-Protocol (the `ws` client would
+  // give up on such an answer by itself, so this handshake is done by hand).
+  const head = await within(
+    new Promise<IncomingMessage>((resolve, reject) => {
+      const req = httpRequest(`${p.url}/lab/ws?tag=proto2`, {
+        agent: false,
+        headers: {
+          Connection: "Upgrade",
+          Upgrade: "websocket",
+          "Sec-WebSocket-Version": "13",
+          "Sec-WebSocket-Key": randomBytes(16).toString("base64"),
+          "Sec-WebSocket-Protocol": "other",
+        },
+      });
+      req.on("upgrade", (res: IncomingMessage, socket: Socket) => {
+        socket.destroy();
+        resolve(res);
+      });
+      req.on("response", (res) => reject(new Error(`no upgrade: ${res.statusCode}`)));
+      req.on("error", reject);
+      req.end();
+    }),
+    "the hand-made handshake",
+  );
+  assert.equal(head.statusCode, 101);
+  assert.equal(head.headers["sec-websocket-protocol"], undefined);
 });
 
 test("refusal: the plugin answers 403, the client gets 403 and its body", async () => {
@@ -202,5 +224,23 @@ test("client vanishes without a close: the plugin's socket closes (1006)", async
   await next(ws);
   ws.terminate();
   await until(() => stderrLines().some((l) => l.startsWith(`lab: ws ${tag} closed 1006`)), 5000, "the plugin's abnormal close");
+  const s = await getJson<{ wsClose: { code: number; wasClean: boolean } }>(`${p.url}/lab/state?tag=${tag}`);
+  assert.deepEqual(s.wsClose, { code: 1006, reason: "", wasClean: false });
   await until(async () => (await inFlight()) === 0, 5000, "the tunnel's stream to be over");
+});
+
+test("a client message over the 16 MiB frame limit is refused (1009); the plugin is not hurt", async () => {
+  const before = (await getJson<{ plugins: { id: string; pid: number; restarts: number }[] }>(`${p.url}/health`)).plugins.find((x) => x.id === "lab")!;
+  const ws = await open("/lab/ws?tag=huge");
+  const c = closed(ws);
+  ws.on("error", () => {});
+  ws.send(Buffer.alloc(17 * 1024 * 1024));
+  assert.equal((await c).code, 1009);
+  const after = (await getJson<{ plugins: { id: string; pid: number; restarts: number }[] }>(`${p.url}/health`)).plugins.find((x) => x.id === "lab")!;
+  assert.equal(after.pid, before.pid);
+  assert.equal(after.restarts, before.restarts);
+  const ok = await open("/lab/ws?tag=after-huge");
+  ok.send("still here");
+  assert.equal((await next(ok)).data.toString(), "still here");
+  ok.terminate();
 });

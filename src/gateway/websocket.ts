@@ -6,7 +6,7 @@ import { STATUS_CODES, type IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import { WebSocketServer, type WebSocket } from "ws";
 import { GatewayError } from "../errors.js";
-import { type Stream, WsOpcode } from "../protocol/v2.js";
+import { MAX_PAYLOAD, type Stream, WsOpcode } from "../protocol/v2.js";
 import type { Route } from "../router/index.js";
 import { responseHead } from "./headers.js";
 import { validateHeadV2 } from "./proxy-v2.js";
@@ -16,7 +16,9 @@ const chosenProtocol = new WeakMap<IncomingMessage, string>();
 const wss = new WebSocketServer({
   noServer: true,
   perMessageDeflate: false,
-  maxPayload: 64 * 1024 * 1024,
+  // One client message travels as one WS frame, and a frame over MAX_PAYLOAD is a protocol error
+  // that ends the plugin (and every stream on it): ws refuses bigger messages with 1009 instead.
+  maxPayload: MAX_PAYLOAD,
   handleProtocols: (_offered, req) => chosenProtocol.get(req) ?? false,
 });
 
@@ -113,7 +115,6 @@ function refuse(
 }
 
 function relay(client: WebSocket, stream: Stream): void {
-  let closing = false;
   client.on("message", (data: Buffer, isBinary: boolean) => {
     // Backpressure: stop reading the client while the plugin has no credit for us.
     client.pause();
@@ -122,13 +123,12 @@ function relay(client: WebSocket, stream: Stream): void {
   client.on("pong", (data: Buffer) => void stream.sendWs(WsOpcode.PONG, data));
   client.on("close", (code: number, reason: Buffer) => {
     if (stream.closed) return;
-    if (!closing) {
-      // The client closed first: tell the plugin (its echo is not awaited).
-      const payload = code === 1005 ? Buffer.alloc(0) : closePayload(code, reason);
-      void stream.sendWs(WsOpcode.CLOSE, payload).then(() => stream.finish());
-    } else {
-      stream.finish();
-    }
+    // 1006: the connection ended without a close frame (client vanished, or never answered ours).
+    if (code === 1006) return stream.reset("cancel", "client went away without a close");
+    // Whoever closed first, the plugin hears the client's close frame: when the client started, the
+    // plugin echoes it (not awaited); when the plugin started, this is the answer its close event waits for.
+    const payload = code === 1005 ? Buffer.alloc(0) : closePayload(code, reason);
+    void stream.sendWs(WsOpcode.CLOSE, payload).then(() => stream.finish());
   });
   client.on("error", () => stream.reset("cancel", "client connection failed"));
   stream.handlers = {
@@ -144,7 +144,6 @@ function relay(client: WebSocket, stream: Stream): void {
           return client.ping(payload);
         case WsOpcode.CLOSE: {
           ack();
-          closing = true;
           const code = payload.length >= 2 ? payload.readUInt16BE(0) : undefined;
           const reason = payload.length > 2 ? payload.subarray(2) : undefined;
           if (code !== undefined && sendable(code)) client.close(code, reason);

@@ -4,6 +4,7 @@ import fc from "fast-check";
 import { GatewayError } from "../errors.js";
 import { classify, LineSplitter } from "./jsonrpc.js";
 import { decodeBase64, decodeReply, encodeRequest, replyEnvelope, validateReply } from "./v1.js";
+import { encodeFrame, FrameParser, frameHeader, FrameType, ProtocolError, Session, type SessionOptions, type Stream } from "./v2.js";
 
 const split = (chunks: Buffer[], max = 1024) => {
   const lines: string[] = [];
@@ -149,5 +150,90 @@ describe("LineSplitter.handOff", () => {
     s.push(Buffer.from("a\nswitch\n\u0001\u0002\nnot a line"));
     assert.deepEqual(lines, ["a", "switch"]);
     assert.deepEqual(rest, Buffer.from("\u0001\u0002\nnot a line"));
+  });
+});
+
+describe("v2 session", () => {
+  const deliver = (to: () => Session, chunks: Buffer[]) => {
+    const bytes = Buffer.concat(chunks);
+    queueMicrotask(() => to().push(bytes));
+    return true;
+  };
+  // Two sessions wired back to back, as host and plugin; like a pipe, delivery is asynchronous.
+  const pair = (onStream: SessionOptions["onStream"], window = 1024) => {
+    let host!: Session;
+    let plugin!: Session;
+    host = new Session({ sendWindow: window, recvWindow: window, write: (c) => deliver(() => plugin, c) });
+    plugin = new Session({ sendWindow: window, recvWindow: window, write: (c) => deliver(() => host, c), onStream });
+    return { host, plugin };
+  };
+
+  test("a request without body, answered, leaves no stream behind on either side", async () => {
+    const { host, plugin } = pair((stream, _head, end) => {
+      assert.equal(end, true);
+      stream.sendHead({ status: 204, headers: [] }, true);
+    });
+    const s = host.open({ method: "GET", path: "/x" }, true);
+    let head: unknown;
+    s.handlers.onHead = (h) => (head = h);
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(head, { status: 204, headers: [] });
+    assert.equal(host.streamCount, 0);
+    assert.equal(plugin.streamCount, 0);
+  });
+
+  test("DATA never exceeds the window until credit comes back", async () => {
+    let sent = 0;
+    let got = 0;
+    let stream!: Stream;
+    const { host } = pair((s) => {
+      stream = s;
+      s.handlers.onData = (chunk) => (got += chunk.length);
+    }, 1000);
+    const s = host.open({ method: "POST", path: "/x" }, false);
+    const done = s.sendData(Buffer.alloc(5000)).then(() => (sent = 5000));
+    await new Promise((r) => setImmediate(r));
+    assert.equal(got, 1000);
+    assert.equal(sent, 0);
+    stream.consumed(1000);
+    await new Promise((r) => setImmediate(r));
+    assert.equal(got, 2000);
+    for (let i = 0; i < 3; i++) {
+      stream.consumed(1000);
+      await new Promise((r) => setImmediate(r));
+    }
+    await done;
+    assert.equal(got, 5000);
+  });
+
+  test("RESET reaches the other side's handler; frames after it are ignored", async () => {
+    let reset: string | undefined;
+    const { host } = pair((s) => {
+      s.handlers.onReset = (code) => (reset = code);
+    });
+    const s = host.open({ method: "GET", path: "/x" }, false);
+    s.reset("cancel");
+    await new Promise((r) => setImmediate(r));
+    assert.equal(reset, "cancel");
+    assert.equal(host.streamCount, 0);
+  });
+
+  test("a frame header announcing more than 16 MiB is a protocol error", () => {
+    const parser = new FrameParser(() => {});
+    const h = frameHeader(FrameType.DATA, 0, 1, 16 * 1024 * 1024 + 1);
+    assert.throws(() => parser.push(h), ProtocolError);
+  });
+
+  test("frames survive any chunking of the byte stream", () => {
+    fc.assert(
+      fc.property(fc.array(fc.uint8Array({ maxLength: 50 }), { maxLength: 6 }), fc.nat({ max: 7 }), (payloads, step) => {
+        const wire = Buffer.concat(payloads.map((p, i) => encodeFrame(FrameType.DATA, i % 2, i + 1, Buffer.from(p))));
+        const got: Buffer[] = [];
+        const parser = new FrameParser((f) => got.push(Buffer.from(f.payload)));
+        const size = step + 1;
+        for (let at = 0; at < wire.length; at += size) parser.push(wire.subarray(at, at + size));
+        assert.deepEqual(got, payloads.map((p) => Buffer.from(p)));
+      }),
+    );
   });
 });

@@ -213,9 +213,11 @@ export class Session {
     let stream = this.#streams.get(f.stream);
     if (!stream) {
       if (f.type !== FrameType.HEAD || !this.#opts.onStream || f.stream === 0) return; // late frame of a finished stream
+      const end = (f.flags & END) !== 0;
       stream = new Stream(this, f.stream, this.#opts.sendWindow, this.#opts.recvWindow);
       this.#streams.set(f.stream, stream);
-      this.#opts.onStream(stream, parseJson(f.payload, "HEAD"), (f.flags & END) !== 0);
+      if (end) stream._remoteEnd();
+      this.#opts.onStream(stream, parseJson(f.payload, "HEAD"), end);
       return;
     }
     stream._onFrame(f);
@@ -247,7 +249,8 @@ export class Stream {
   handlers: StreamHandlers = {};
   readonly #session: Session;
   #credit: number;
-  #creditWaiter: (() => void) | undefined;
+  /** Senders waiting for credit. Several at once (a WS message and a pong, say): each is woken. */
+  #creditWaiters: (() => void)[] = [];
   #unacked = 0;
   readonly #ackThreshold: number;
   #localEnded = false;
@@ -281,9 +284,7 @@ export class Stream {
     do {
       if (this.#closed) return;
       if (this.#credit <= 0 && chunk.length > 0) {
-        await new Promise<void>((resolve) => {
-          this.#creditWaiter = resolve;
-        });
+        await new Promise<void>((resolve) => this.#creditWaiters.push(resolve));
         continue;
       }
       const n = Math.min(chunk.length - at, this.#credit, MAX_DATA_FRAME);
@@ -307,9 +308,7 @@ export class Stream {
   /** One WebSocket message; counts against credit like DATA. */
   async sendWs(opcode: number, payload: Buffer): Promise<void> {
     while (!this.#closed && this.#credit <= 0 && payload.length > 0) {
-      await new Promise<void>((resolve) => {
-        this.#creditWaiter = resolve;
-      });
+      await new Promise<void>((resolve) => this.#creditWaiters.push(resolve));
     }
     if (this.#closed) return;
     this.#credit -= payload.length;
@@ -318,9 +317,12 @@ export class Stream {
     if (writable) await writable;
   }
 
-  /** Returns credit to the peer for `n` bytes we have used. */
+  /**
+   * Returns credit to the peer for `n` bytes we have used. Also after the peer's END: WebSocket
+   * messages flow on a stream whose request HEAD ended it.
+   */
   consumed(n: number): void {
-    if (this.#closed || this.#remoteEnded) return;
+    if (this.#closed) return;
     this.#unacked += n;
     if (this.#unacked >= this.#ackThreshold) this.#flushAck();
   }
@@ -335,6 +337,11 @@ export class Stream {
     if (this.#closed) return;
     this.#session.write([encodeFrame(FrameType.RESET, 0, this.id, Buffer.from(JSON.stringify(message ? { code, message } : { code })))]);
     this.#close();
+  }
+
+  /** @internal The peer opened the stream with END: it sends no body. */
+  _remoteEnd(): void {
+    this.#remoteEnded = true;
   }
 
   /** @internal */
@@ -366,9 +373,7 @@ export class Stream {
       case FrameType.WINDOW: {
         if (f.payload.length !== 4) throw new ProtocolError("WINDOW payload must be 4 bytes");
         this.#credit += f.payload.readUInt32BE(0);
-        const w = this.#creditWaiter;
-        this.#creditWaiter = undefined;
-        w?.();
+        this.#wakeSenders();
         return;
       }
       case FrameType.RESET: {
@@ -402,9 +407,13 @@ export class Stream {
   #close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    const w = this.#creditWaiter;
-    this.#creditWaiter = undefined;
-    w?.();
+    this.#wakeSenders();
     this.#session.forget(this.id);
+  }
+
+  #wakeSenders(): void {
+    const waiters = this.#creditWaiters;
+    this.#creditWaiters = [];
+    for (const w of waiters) w();
   }
 }

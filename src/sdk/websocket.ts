@@ -9,7 +9,7 @@
  *
  * portico owns the client's TCP connection and the WebSocket handshake; the plugin sees messages.
  */
-import { type Stream, WsOpcode } from "../protocol/v2.js";
+import { MAX_PAYLOAD, type Stream, WsOpcode } from "../protocol/v2.js";
 
 /** Request → its stream, set by the v2 dispatcher for requests that asked to upgrade. */
 export const upgradable = new WeakMap<Request, Stream>();
@@ -46,6 +46,8 @@ export class PluginWebSocket extends EventTarget {
     if (this.readyState !== PluginWebSocket.OPEN) throw new Error("WebSocket is not open");
     const text = typeof data === "string";
     const bytes = text ? Buffer.from(data) : ArrayBuffer.isView(data) ? Buffer.from(data.buffer, data.byteOffset, data.byteLength) : Buffer.from(data);
+    // A message is one WS frame, and portico ends a plugin that sends a frame over 16 MiB.
+    if (bytes.length > MAX_PAYLOAD) throw new RangeError(`WebSocket message of ${bytes.length} bytes exceeds ${MAX_PAYLOAD}`);
     this.#queue(text ? WsOpcode.TEXT : WsOpcode.BINARY, bytes);
   }
 
