@@ -20,6 +20,7 @@ import { handleStream } from "./v2.js";
 
 export { fromNodeHandler } from "./node.js";
 export { PluginWebSocket, upgradeWebSocket, type UpgradeOptions, type WebSocketCloseEvent } from "./websocket.js";
+import { closeAllWebSockets } from "./websocket.js";
 
 export type FetchHandler = (request: Request) => Response | Promise<Response>;
 
@@ -168,10 +169,13 @@ export function serve(options: ServeOptions): PluginServer {
         const msg = value as Msg;
         if (msg.method === "shutdown" && msg.id != null) {
           const id = msg.id;
-          void drained().then(() => {
-            s.sendRpc({ jsonrpc: "2.0", id, result: { ok: true } });
-            exitAfter();
-          });
+          // WebSockets never end by themselves: close them (1001) before waiting for the rest.
+          void closeAllWebSockets(2000)
+            .then(drained)
+            .then(() => {
+              s.sendRpc({ jsonrpc: "2.0", id, result: { ok: true } });
+              exitAfter();
+            });
         } else if (msg.id != null && msg.method) {
           s.sendRpc({ jsonrpc: "2.0", id: msg.id, error: { code: -32601, message: `method not found: ${msg.method}` } });
         }

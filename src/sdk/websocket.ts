@@ -11,6 +11,19 @@
  */
 import { MAX_PAYLOAD, type Stream, WsOpcode } from "../protocol/v2.js";
 
+/** Sockets open right now, so that shutdown can close them. */
+const open = new Set<PluginWebSocket>();
+
+/** On shutdown: every open socket is closed with 1001 (going away); resolves when all are closed or after `ms`. */
+export function closeAllWebSockets(ms: number): Promise<void> {
+  if (open.size === 0) return Promise.resolve();
+  const closed = [...open].map((s) => new Promise<void>((resolve) => {
+    s.addEventListener("close", () => resolve(), { once: true });
+    s._goingAway();
+  }));
+  return Promise.race([Promise.all(closed).then(() => {}), new Promise<void>((resolve) => setTimeout(resolve, ms).unref())]);
+}
+
 /** Request → its stream, set by the v2 dispatcher for requests that asked to upgrade. */
 export const upgradable = new WeakMap<Request, Stream>();
 /** Responses returned by upgradeWebSocket: the dispatcher answers 101 for them. */
@@ -67,9 +80,17 @@ export class PluginWebSocket extends EventTarget {
     this.#queue(WsOpcode.PING, bytes);
   }
 
+  /** @internal The plugin is shutting down. */
+  _goingAway(): void {
+    if (this.readyState >= PluginWebSocket.CLOSING) return;
+    this.readyState = PluginWebSocket.CLOSING;
+    this.#sendClose(1001, "going away");
+  }
+
   /** @internal The dispatcher accepted the upgrade. */
   _open(): void {
     this.readyState = PluginWebSocket.OPEN;
+    open.add(this);
     this.#stream.handlers = {
       onWs: (opcode, payload) => this.#onWs(opcode, payload),
       onReset: () => this.#closed(1006, "", false),
@@ -124,6 +145,7 @@ export class PluginWebSocket extends EventTarget {
   #closed(code: number, reason: string, wasClean: boolean): void {
     if (this.readyState === PluginWebSocket.CLOSED) return;
     this.readyState = PluginWebSocket.CLOSED;
+    open.delete(this);
     const e = new Event("close") as WebSocketCloseEvent;
     Object.assign(e, { code, reason, wasClean });
     this.#fire("close", e);
