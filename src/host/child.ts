@@ -17,7 +17,7 @@ import {
   METHOD_NOT_FOUND,
 } from "../protocol/jsonrpc.js";
 import { decodeReply, encodeRequest, type HttpReply, type HttpRequestV1, newInbox, replyEnvelope } from "../protocol/v1.js";
-import { DEFAULT_WINDOW, ProtocolError, Session, type Stream } from "../protocol/v2.js";
+import { DEFAULT_WINDOW, ProtocolError, Session, type Stream, tickWriter } from "../protocol/v2.js";
 
 /** The nexo version portico announces in `initialize`. */
 export const NEXO_VERSION = "0.1.5";
@@ -305,25 +305,11 @@ export class Child {
     if (accepted?.protocol !== 2) return;
     const window = typeof accepted.window === "number" && accepted.window > 0 ? accepted.window : DEFAULT_WINDOW;
     const stdin = this.#proc.stdin;
-    let corked = false;
+    if (!stdin) return;
     this.#session = new Session({
       sendWindow: window,
       recvWindow: DEFAULT_WINDOW,
-      write: (chunks) => {
-        if (!stdin || stdin.destroyed) return true;
-        // Frames written in one tick leave in one write.
-        if (!corked) {
-          corked = true;
-          stdin.cork();
-          process.nextTick(() => {
-            corked = false;
-            stdin.uncork();
-          });
-        }
-        let ok = true;
-        for (const c of chunks) ok = stdin.write(c);
-        return ok;
-      },
+      write: tickWriter(stdin),
       onRpc: (value) => {
         const frame = classify(value);
         if (typeof frame === "string") this.#log.warn({ why: frame }, "plugin sent an RPC frame that is not JSON-RPC; ignored");

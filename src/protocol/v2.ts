@@ -111,6 +111,28 @@ export class FrameParser {
 
 const EMPTY = Buffer.alloc(0);
 
+/**
+ * A Session `write` over a Node writable: frames written in one tick leave in one write (writev),
+ * and the writable's own backpressure signal is passed on.
+ */
+export function tickWriter(out: NodeJS.WritableStream & { cork(): void; uncork(): void; destroyed?: boolean }): SessionOptions["write"] {
+  let corked = false;
+  return (chunks) => {
+    if (out.destroyed) return true;
+    if (!corked) {
+      corked = true;
+      out.cork();
+      process.nextTick(() => {
+        corked = false;
+        out.uncork();
+      });
+    }
+    let ok = true;
+    for (const c of chunks) ok = out.write(c);
+    return ok;
+  };
+}
+
 export interface SessionOptions {
   /** Writes frames; returns false when the transport wants the writer to wait for `drained()`. */
   write(chunks: Buffer[]): boolean;

@@ -13,7 +13,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse as parseToml } from "smol-toml";
 import { LineSplitter } from "../protocol/jsonrpc.js";
-import { DEFAULT_WINDOW, ProtocolError, Session } from "../protocol/v2.js";
+import { DEFAULT_WINDOW, ProtocolError, Session, tickWriter } from "../protocol/v2.js";
 import { internalError, type RequestHead } from "./http.js";
 import { answerV1, publishFrame, type V1Message } from "./v1.js";
 import { handleStream } from "./v2.js";
@@ -144,24 +144,10 @@ export function serve(options: ServeOptions): PluginServer {
   };
 
   const startV2 = (sendWindow: number): Session => {
-    let corked = false;
     const s = new Session({
       sendWindow,
       recvWindow: DEFAULT_WINDOW,
-      write(chunks) {
-        // Frames written in one tick leave in one write.
-        if (!corked) {
-          corked = true;
-          out.cork();
-          process.nextTick(() => {
-            corked = false;
-            out.uncork();
-          });
-        }
-        let ok = true;
-        for (const c of chunks) ok = out.write(c);
-        return ok;
-      },
+      write: tickWriter(out),
       onStream(stream, head, end) {
         void track(handleStream(handlers, stream, head as RequestHead, end));
       },
