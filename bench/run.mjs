@@ -38,64 +38,6 @@ const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(BENCH_DIR, "..");
 const HOST = "127.0.0.1";
 
-// ───────────────────────────── options ─────────────────────────────
-
-const USAGE = `usage: npm run bench -- [options]
-  --quick              about one minute: 3 rounds of 2 s, short warm-up
-  --rounds N           rounds per (workload, target); the median is reported (default 3)
-  --duration SEC       seconds per wrk run (default 5; 2 with --quick)
-  --warmup SEC         discarded warm-up per (workload, target) before round 1 (default 2; 1 with --quick)
-  --workloads IDS      comma-separated subset of: ${"%WORKLOADS%"}
-  --targets IDS        comma-separated subset of: ${"%TARGETS%"}
-  --settle SEC         on a shared machine, time it may spend (in total) waiting for other processes'
-                       CPU load to drop before a run, and re-running a run they disturbed (default
-                       60; 15 with --quick; 0 = never wait)
-  --no-build           skip \`npm run build\`
-  --profile[=DIR]      profile portico and its Node plugins (V8 CPU profiler), print the hot spots;
-                       profiles go to DIR (default: a temp directory). RESULTS.md is left alone
-                       unless --out is given, since profiling skews the numbers.
-  --out FILE           where to write the markdown results (default bench/RESULTS.md)
-  --json FILE          also write the raw measurements as JSON
-`;
-
-let opts;
-try {
-  opts = parseArgs({
-    options: {
-      quick: { type: "boolean", default: false },
-      rounds: { type: "string" },
-      duration: { type: "string" },
-      warmup: { type: "string" },
-      workloads: { type: "string" },
-      targets: { type: "string" },
-      "no-build": { type: "boolean", default: false },
-      settle: { type: "string" },
-      profile: { type: "string" },
-      out: { type: "string" },
-      json: { type: "string" },
-      help: { type: "boolean", short: "h", default: false },
-    },
-    // `--profile` alone (no =DIR) is allowed: normalised below.
-    args: process.argv.slice(2).map((a) => (a === "--profile" ? "--profile=" : a)),
-  }).values;
-} catch (err) {
-  fail(`${err.message}\n\n${usage()}`);
-}
-if (opts.help) {
-  process.stdout.write(usage());
-  process.exit(0);
-}
-
-const QUICK = opts.quick;
-const ROUNDS = positiveInt(opts.rounds ?? "3", "--rounds");
-const DURATION = positiveInt(opts.duration ?? (QUICK ? "2" : "5"), "--duration");
-const WARMUP = nonNegativeInt(opts.warmup ?? (QUICK ? "1" : "2"), "--warmup");
-const PROFILE = opts.profile !== undefined;
-const SETTLE = nonNegativeInt(opts.settle ?? (QUICK ? "15" : "60"), "--settle");
-/** A run during which other processes used more than this share of the machine is "disturbed". */
-const DISTURBED = 0.15;
-const OUT = opts.out ? resolve(opts.out) : PROFILE ? undefined : join(BENCH_DIR, "RESULTS.md");
-
 // ───────────────────────────── services, targets, workloads ─────────────────────────────
 
 /**
@@ -227,6 +169,64 @@ const WORKLOADS = [
   },
 ];
 
+// ───────────────────────────── options ─────────────────────────────
+
+const USAGE = `usage: npm run bench -- [options]
+  --quick              about one minute: 3 rounds of 2 s, short warm-up
+  --rounds N           rounds per (workload, target); the median is reported (default 3)
+  --duration SEC       seconds per wrk run (default 5; 2 with --quick)
+  --warmup SEC         discarded warm-up per (workload, target) before round 1 (default 2; 1 with --quick)
+  --workloads IDS      comma-separated subset of: ${"%WORKLOADS%"}
+  --targets IDS        comma-separated subset of: ${"%TARGETS%"}
+  --settle SEC         on a shared machine, time it may spend (in total) waiting for other processes'
+                       CPU load to drop before a run, and re-running a run they disturbed (default
+                       60; 10 with --quick; 0 = never wait)
+  --no-build           skip \`npm run build\`
+  --profile[=DIR]      profile portico and its Node plugins (V8 CPU profiler), print the hot spots;
+                       profiles go to DIR (default: a temp directory). RESULTS.md is left alone
+                       unless --out is given, since profiling skews the numbers.
+  --out FILE           where to write the markdown results (default bench/RESULTS.md)
+  --json FILE          also write the raw measurements as JSON
+`;
+
+let opts;
+try {
+  opts = parseArgs({
+    options: {
+      quick: { type: "boolean", default: false },
+      rounds: { type: "string" },
+      duration: { type: "string" },
+      warmup: { type: "string" },
+      workloads: { type: "string" },
+      targets: { type: "string" },
+      "no-build": { type: "boolean", default: false },
+      settle: { type: "string" },
+      profile: { type: "string" },
+      out: { type: "string" },
+      json: { type: "string" },
+      help: { type: "boolean", short: "h", default: false },
+    },
+    // `--profile` alone (no =DIR) is allowed: normalised below.
+    args: process.argv.slice(2).map((a) => (a === "--profile" ? "--profile=" : a)),
+  }).values;
+} catch (err) {
+  fail(`${err.message}\n\n${usage()}`);
+}
+if (opts.help) {
+  process.stdout.write(usage());
+  process.exit(0);
+}
+
+const QUICK = opts.quick;
+const ROUNDS = positiveInt(opts.rounds ?? "3", "--rounds");
+const DURATION = positiveInt(opts.duration ?? (QUICK ? "2" : "5"), "--duration");
+const WARMUP = nonNegativeInt(opts.warmup ?? (QUICK ? "1" : "2"), "--warmup");
+const PROFILE = opts.profile !== undefined;
+const SETTLE = nonNegativeInt(opts.settle ?? (QUICK ? "10" : "60"), "--settle");
+/** A run during which other processes used more than this share of the machine is "disturbed". */
+const DISTURBED = 0.15;
+const OUT = opts.out ? resolve(opts.out) : PROFILE ? undefined : join(BENCH_DIR, "RESULTS.md");
+
 // ───────────────────────────── process bookkeeping ─────────────────────────────
 
 /** Everything we started (or adopted: plugin processes portico spawned for us), by pid. */
@@ -279,7 +279,10 @@ function killTree(pid) {
   for (const p of treeOf(pid).reverse()) if (alive(p)) safe(() => process.kill(p, "SIGKILL"));
 }
 
-process.on("exit", killAllNow);
+process.on("exit", () => {
+  killAllNow();
+  if (tmpDir) safe(() => rmSync(tmpDir, { recursive: true, force: true }));
+});
 for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"]) {
   process.on(sig, () => {
     process.stderr.write(`\nbench: ${sig}: stopping everything it started\n`);
@@ -564,9 +567,9 @@ async function waitQuiet() {
   const start = Date.now();
   let announced = false;
   while (settle.leftMs > 0) {
-    const busy = await otherBusy(300);
+    const busy = await otherBusy(200);
     if (busy < DISTURBED / 2) break;
-    settle.leftMs -= 300;
+    settle.leftMs -= 200;
     if (!announced) process.stderr.write(`bench: waiting for a quieter machine (other processes use ${fmtPct(busy)})\n`);
     announced = true;
   }
@@ -845,6 +848,8 @@ setTimeout(() => {
 }, budgetMs).unref();
 
 main().catch(async (err) => {
+  // Interrupted: the signal handler is already stopping everything; the failure is its doing.
+  if (cleaningUp) return;
   process.stderr.write(`bench: ${err?.stack ?? err}\n`);
   await cleanup();
   process.exit(1);

@@ -30,6 +30,8 @@ let daemon: ChildProcess;
 let url = "";
 let daemonPid = 0;
 let pluginPid = 0;
+/** RSS of both once started, for the report. */
+let atStart = { daemon: 0, plugin: 0 };
 const lines: Record<string, unknown>[] = [];
 const cleanups: (() => void)[] = [];
 
@@ -58,6 +60,7 @@ before(async () => {
   url = String(listening.msg).slice("portico listening on ".length);
   daemonPid = daemon.pid!;
   pluginPid = (await getJson<{ pid: number }>(`${url}/lab/pid`)).pid;
+  atStart = { daemon: memoryOf(daemonPid).rss, plugin: memoryOf(pluginPid).rss };
 });
 
 after(async () => {
@@ -75,7 +78,9 @@ function report(t: TestContext, what: string) {
   const d = memoryOf(daemonPid);
   const p = memoryOf(pluginPid);
   const mb = (n: number) => (n / MiB).toFixed(1);
-  t.diagnostic(`${what}: peak RSS daemon ${mb(d.hwm)} MiB (now ${mb(d.rss)}), plugin ${mb(p.hwm)} MiB (now ${mb(p.rss)})`);
+  t.diagnostic(
+    `${what}: peak RSS daemon ${mb(d.hwm)} MiB (at start ${mb(atStart.daemon)}, now ${mb(d.rss)}), plugin ${mb(p.hwm)} MiB (at start ${mb(atStart.plugin)}, now ${mb(p.rss)})`,
+  );
   return { daemon: d, plugin: p };
 }
 
@@ -88,8 +93,12 @@ interface Download {
   ms: number;
 }
 
-/** Downloads `path`, checksumming as it goes (holds nothing). `reader` may slow the reading down. */
-function download(path: string, ms: number, opts: { onResponse?: (res: IncomingMessage, counted: () => number) => void } = {}): Promise<Download> {
+/** Downloads `path`, checksumming as it goes (holds nothing). With `onResponse` the caller drives the reading (paused mode). */
+function download(
+  path: string,
+  ms: number,
+  opts: { onResponse?: (res: IncomingMessage, count: (c: Buffer) => void, counted: () => number) => void } = {},
+): Promise<Download> {
   const t0 = performance.now();
   return within(
     new Promise<Download>((resolve, reject) => {
@@ -105,9 +114,8 @@ function download(path: string, ms: number, opts: { onResponse?: (res: IncomingM
         res.on("end", finish);
         res.on("error", reject);
         if (opts.onResponse) {
-          // The caller drives reading (paused mode): it calls res.read() and we count what it got.
-          (res as IncomingMessage & { count?: (c: Buffer) => void }).count = count;
-          opts.onResponse(res, () => bytes);
+          // The caller reads (res.read() in paused mode) and hands us what it got.
+          opts.onResponse(res, count, () => bytes);
         } else {
           res.on("data", count);
         }
@@ -122,17 +130,19 @@ function download(path: string, ms: number, opts: { onResponse?: (res: IncomingM
 test("two concurrent 64 MiB downloads, one reader very slow: the fast one is not starved, nothing piles up", async (t) => {
   const size = 64 * MiB;
   const want = expected(size);
-  let slowRes: (IncomingMessage & { count?: (c: Buffer) => void }) | undefined;
+  let slowRes: IncomingMessage | undefined;
+  let slowCount: (c: Buffer) => void = () => {};
   let slowCounted: () => number = () => 0;
   let trickle: NodeJS.Timeout | undefined;
   const slow = download(`/lab/download?bytes=${size}&tag=slow`, 60_000, {
-    onResponse(res, counted) {
+    onResponse(res, count, counted) {
       slowRes = res;
+      slowCount = count;
       slowCounted = counted;
-      // A very slow reader: at most one buffered chunk every 100 ms.
+      // A very slow reader: what is buffered, once every 100 ms (the socket is paused in between).
       trickle = setInterval(() => {
         const c = res.read() as Buffer | null;
-        if (c) (res as IncomingMessage & { count: (c: Buffer) => void }).count(c);
+        if (c) count(c);
       }, 100);
     },
   });
@@ -153,7 +163,7 @@ test("two concurrent 64 MiB downloads, one reader very slow: the fast one is not
 
   // Now let it read at full speed: it completes, intact.
   clearInterval(trickle);
-  slowRes!.on("data", (c: Buffer) => slowRes!.count!(c));
+  slowRes!.on("data", slowCount);
   slowRes!.resume();
   const s = await slow;
   assert.deepEqual({ bytes: s.bytes, crc: s.crc }, want);

@@ -10,7 +10,7 @@ import { get as httpGet, request as httpRequest } from "node:http";
 import { fileURLToPath } from "node:url";
 import { after, before, test } from "node:test";
 import { type Running, startPortico, until } from "./support/portico.js";
-import { fetchRaw, getJson, labSpec, MiB, sleep, streamGet, within } from "./support/v2.js";
+import { fetchRaw, getJson, labSpec, MiB, streamGet, within } from "./support/v2.js";
 
 const HELLO_PY = fileURLToPath(new URL("../examples/plugins/hello-python/plugin.py", import.meta.url));
 
@@ -119,6 +119,17 @@ async function healthOf(id: string): Promise<PluginHealth> {
   return found;
 }
 
+test("the client's disconnect before the response head reaches the plugin too", async () => {
+  const tag = `early-${Date.now()}`;
+  const req = httpGet(`${p.url}/lab/never?tag=${tag}`, { agent: false });
+  req.on("error", () => {});
+  // The stream is open on the plugin's side once portico counts it in flight.
+  await until(async () => (await healthOf("lab")).inFlight > 0, 5000, "the request to reach the plugin");
+  req.destroy();
+  await until(() => stderrLines().includes(`lab: aborted ${tag} AbortError`), 5000, "the plugin's abort line");
+  await until(async () => (await healthOf("lab")).inFlight === 0, 5000, "lab to have no stream in flight");
+});
+
 test("time to first byte: a plugin that never answers gets the client a 504 with the seed's body", async () => {
   const tag = `never-${Date.now()}`;
   const t0 = Date.now();
@@ -185,6 +196,15 @@ test("idle timeout cuts a response that stalls after its head", async () => {
   await until(() => stderrLines().includes(`lab: aborted ${tag} TimeoutError`), 5000, "the plugin to see the timeout");
 });
 
+test("a first byte slower than idle_timeout_seconds but within timeout_seconds is not cut", async () => {
+  // labi: timeout_seconds = 10, idle_timeout_seconds = 1. The wait for the head is the former's.
+  const t0 = Date.now();
+  const r = await fetchRaw(`${p.url}/labi/late?ms=2500`);
+  assert.equal(r.status, 200, r.body.toString());
+  assert.equal(r.body.toString(), "late\n");
+  assert.ok(Date.now() - t0 >= 2400);
+});
+
 test("an SSE stream with heartbeats outlives idle_timeout_seconds", async () => {
   const t0 = Date.now();
   // 10 heartbeats 300 ms apart: 3 s in all, three times the 1 s idle timeout.
@@ -226,6 +246,50 @@ test("plugin resets mid-body (its body stream fails): truncated transfer, plugin
   assert.ok(out.truncated);
   assert.equal((await healthOf("lab")).pid, pid);
   assert.equal((await fetchRaw(`${p.url}/lab/pid`)).status, 200);
+});
+
+test("a response that breaks its own Content-Length is cut, never passed on as complete", async () => {
+  const short = await streamGet(`${p.url}/lab/cl-lie?cl=20&send=10`);
+  assert.equal(short.status, 200);
+  assert.equal(short.headers["content-length"], "20");
+  assert.equal(short.complete, false);
+  assert.ok(short.truncated);
+  assert.ok(short.body.length <= 10);
+
+  // Over-long: never more than announced, and the client can tell it was cut.
+  const long = await streamGet(`${p.url}/lab/cl-lie?cl=10&send=20`);
+  assert.equal(long.status, 200);
+  assert.ok(long.body.length <= 10);
+  assert.equal(long.complete, false);
+  assert.ok(long.truncated);
+  assert.equal((await fetchRaw(`${p.url}/lab/pid`)).status, 200);
+});
+
+test("a plugin answering before it read the upload: the client gets the answer, no stream lingers", async () => {
+  for (const size of [100, MiB, 16 * MiB]) {
+    const r = await fetchRaw(`${p.url}/lab/early`, { method: "POST", body: Buffer.alloc(size, 1), headers: { "content-type": "application/octet-stream" } }, 30_000);
+    assert.equal(r.status, 413);
+    assert.deepEqual(JSON.parse(r.body.toString()), { error: "not reading that" });
+    await until(async () => (await healthOf("lab")).inFlight === 0, 5000, `no stream left in flight after a ${size}-byte upload`);
+  }
+});
+
+test("many exchanges at once on one plugin stay apart", async () => {
+  const n = 32;
+  const results = await Promise.all(
+    Array.from({ length: n }, async (_, i) => {
+      const body = Buffer.alloc(64 * 1024 + i * 4099, i);
+      const r = await fetchRaw(`${p.url}/lab/echo?tag=x${i}`, { method: "POST", body, headers: { "content-type": "application/octet-stream" } }, 30_000);
+      return { i, r, body };
+    }),
+  );
+  for (const { i, r, body } of results) {
+    assert.equal(r.status, 200);
+    const prefix = Buffer.from(`x${i}:`);
+    assert.ok(r.body.subarray(0, prefix.length).equals(prefix), `exchange ${i} got another's answer`);
+    assert.ok(r.body.subarray(prefix.length).equals(body), `exchange ${i}: body differs`);
+  }
+  await until(async () => (await healthOf("lab")).inFlight === 0, 5000, "every stream to be over");
 });
 
 test("a handler that throws before responding: 500 from the SDK", async () => {
@@ -271,5 +335,4 @@ test("a v1 request is answered while a v2 stream is held open", async () => {
     req.destroy();
   }
   await until(() => stderrLines().includes(`lab: aborted ${tag} AbortError`), 5000, "the held stream to be cancelled");
-  await sleep(0);
 });

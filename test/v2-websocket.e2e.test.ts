@@ -244,3 +244,22 @@ test("a client message over the 16 MiB frame limit is refused (1009); the plugin
   assert.equal((await next(ok)).data.toString(), "still here");
   ok.terminate();
 });
+
+// Last: it restarts the plugin.
+test("the plugin dies with a tunnel open: the client sees an abnormal close, portico restarts it", async () => {
+  const health = async () => (await getJson<{ plugins: { id: string; state: string; pid: number; restarts: number }[] }>(`${p.url}/health`)).plugins.find((x) => x.id === "lab")!;
+  const before = await health();
+  const ws = await open("/lab/ws?tag=die");
+  ws.on("error", () => {});
+  const c = closed(ws);
+  ws.send("die");
+  assert.equal((await c).code, 1006);
+  await until(async () => {
+    const h = await health();
+    return h.state === "ready" && h.restarts > before.restarts;
+  }, 10_000, "lab to be restarted");
+  const again = await open("/lab/ws?tag=reborn");
+  again.send("hi");
+  assert.equal((await next(again)).data.toString(), "hi");
+  again.terminate();
+});

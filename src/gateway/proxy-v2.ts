@@ -72,6 +72,9 @@ export function proxyV2(req: IncomingMessage, res: ServerResponse, stream: Strea
       fail(new GatewayError("plugin_timeout", `no response head within ${route.timeoutMs} ms`));
     }, route.timeoutMs);
     const idle = setTimeout(() => {
+      // The whole request is sent and the head is awaited: that wait is bounded by timeout_seconds
+      // alone, which a route may set longer than its idle timeout (a slow first byte, then a stream).
+      if (requestEnded && status === 0) return void idle.refresh();
       stream.reset("timeout", "stream idle");
       // Before the plugin answered, an idle stream means the client stopped sending its body.
       fail(requestEnded ? new GatewayError("plugin_timeout", "stream idle") : new GatewayError("request_timeout", "request body stalled"));
@@ -81,6 +84,7 @@ export function proxyV2(req: IncomingMessage, res: ServerResponse, stream: Strea
     stream.handlers = {
       onHead(value, end) {
         clearTimeout(firstByte);
+        touch();
         let head: ResponseHeadV2;
         try {
           head = validateHeadV2(value);
@@ -131,11 +135,15 @@ export function proxyV2(req: IncomingMessage, res: ServerResponse, stream: Strea
 
     res.on("finish", () => settle(status));
     res.on("close", () => {
-      if (done) return;
-      if (!res.writableFinished) {
+      if (!done && !res.writableFinished) {
         stream.reset("cancel", "client went away");
         settle(499);
+        return;
       }
+      // The answer is complete. A request body still on its way won't end now (node closes a
+      // connection whose answer went out before its body was read, say a plugin's early 413):
+      // without END or RESET the stream would stay open on both sides, counted in flight.
+      if (!requestEnded && !stream.closed) stream.reset("cancel", "answered before the request body ended");
     });
 
     if (!hasBody) return;

@@ -16,9 +16,9 @@ export function labSpec(id: string, http = ""): PluginSpec {
   return { id, command: process.execPath, args: [LAB], http };
 }
 
-/** A fixture plugin under test/fixtures/v2/<name>/plugin.mjs. */
-export function fixtureSpec(id: string, name: string, http = ""): PluginSpec {
-  return { id, command: process.execPath, args: [`${V2_FIXTURES}${name}/plugin.mjs`], http };
+/** A fixture plugin under test/fixtures/v2/<name>/plugin.mjs, mounted at `prefix`. */
+export function fixtureSpec(id: string, name: string, prefix: string, http = ""): PluginSpec {
+  return { id, prefix, command: process.execPath, args: [`${V2_FIXTURES}${name}/plugin.mjs`], http };
 }
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
