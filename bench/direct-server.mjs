@@ -1,65 +1,28 @@
 #!/usr/bin/env node
-// The "direct" baseline of `npm run bench`: the hello-ts example plugin's logic
-// (examples/plugins/hello-ts/plugin.ts) as a plain node:http server on its own loopback port, so
-// the benchmark can compare going through portico with hitting the plugin logic without it.
+// The benchmark's plugin logic (bench/plugins/logic.mjs) as a plain node:http server on its own
+// loopback port: `npm run bench` hits one instance directly ("direct") and puts nginx in front of
+// another ("nginx"), to compare with the same logic served as a portico plugin.
 //
-//   node bench/direct-server.mjs [--port N] [--prefix /hello]
+//   node bench/direct-server.mjs [--port N] [--host 127.0.0.1] [--prefix /app]
 //
 // Prints `listening <port>` on stdout once it accepts connections (port 0 = pick a free one).
-// Routes, relative to the prefix (the plugin sees them the same way behind portico):
-//   GET  /      → 200 "hello from TypeScript\n" (text/plain; charset=utf-8)
-//   GET  /json  → 200 {"plugin":"hello_ts","query":{…}}
-//   ANY  /echo  → 200 the request body, with the request's content-type
-//   else        → 404 {"error":"not found","path":…}
+// Routes (relative to the prefix) are listed in bench/plugins/logic.mjs; /ws is a WebSocket echo.
 import { createServer } from "node:http";
 import { parseArgs } from "node:util";
+import { attachWebSockets, makeNodeHandler } from "./plugins/logic.mjs";
 
 const { values } = parseArgs({
   options: {
     port: { type: "string", default: "0" },
     host: { type: "string", default: "127.0.0.1" },
-    prefix: { type: "string", default: "/hello" },
+    prefix: { type: "string", default: "/app" },
   },
 });
 const prefix = values.prefix.replace(/\/+$/, "");
 
-const HELLO = Buffer.from("hello from TypeScript\n");
-
-function send(res, status, type, body) {
-  res.writeHead(status, { "content-type": type, "content-length": body.length });
-  res.end(body);
-}
-
-function sendJson(res, status, value) {
-  send(res, status, "application/json", Buffer.from(JSON.stringify(value)));
-}
-
-const server = createServer((req, res) => {
-  const url = new URL(req.url ?? "/", "http://localhost");
-  const full = url.pathname;
-  const path = (prefix && (full === prefix || full.startsWith(`${prefix}/`)) ? full.slice(prefix.length) : full) || "/";
-  switch (path) {
-    case "/":
-      req.resume();
-      return send(res, 200, "text/plain; charset=utf-8", HELLO);
-    case "/json":
-      req.resume();
-      return sendJson(res, 200, { plugin: "hello_ts", query: Object.fromEntries(url.searchParams) });
-    case "/echo": {
-      const chunks = [];
-      req.on("data", (c) => chunks.push(c));
-      req.on("end", () => {
-        const body = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
-        send(res, 200, req.headers["content-type"] ?? "application/octet-stream", body);
-      });
-      req.on("error", () => res.destroy());
-      return;
-    }
-    default:
-      req.resume();
-      return sendJson(res, 404, { error: "not found", path });
-  }
-});
+// keepAliveTimeout as portico's and nginx's upstream keepalive expect: connections stay up between runs.
+const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, makeNodeHandler({ prefix }));
+await attachWebSockets(server, { prefix });
 
 server.listen(Number(values.port), values.host, () => {
   process.stdout.write(`listening ${server.address().port}\n`);

@@ -105,10 +105,13 @@ function profileFiles(paths) {
   return out;
 }
 
-/** Markdown-ish text report for every profile in `dir`; `roles` names pids (portico, plugins: Map id → pid). */
+/**
+ * Markdown-ish text report for every profile in `dir`; `roles` names pids: `names` (Map pid → name),
+ * or `portico` (the daemon's pid) and `plugins` (Map id → pid).
+ */
 export function summarizeProfiles(dir, roles = {}, top = 15) {
   const lines = ["## CPU profile hot spots", ""];
-  const pidName = new Map();
+  const pidName = new Map(roles.names ?? []);
   if (roles.portico) pidName.set(roles.portico, "portico daemon");
   for (const [id, pid] of roles.plugins ?? []) pidName.set(pid, `plugin ${id}`);
   const files = profileFiles([dir]);

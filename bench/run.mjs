@@ -1,190 +1,395 @@
 #!/usr/bin/env node
-// `npm run bench`: portico against a direct baseline, in one run, with a real load generator (wrk).
+// `npm run bench`: the same plugin logic served four ways, compared in one run.
 //
 //   node bench/run.mjs [--quick] [--rounds N] [--duration SEC] [--warmup SEC]
-//                      [--workloads id,id] [--targets id,id] [--no-build]
-//                      [--profile[=DIR]] [--out FILE] [--json FILE]
+//                      [--workloads id,id] [--targets id,id] [--no-build] [--settle SEC]
+//                      [--no-gib] [--profile[=DIR]] [--out FILE] [--json FILE]
+//
+// Targets (all serve bench/plugins/logic.mjs, on 127.0.0.1 only):
+//   portico-v2  portico → bench/plugins/v2/bench-v2: the logic as a fetch handler on portico's SDK,
+//               protocol v2 (binary frames, streamed bodies, WebSockets);
+//   portico-v1  portico → bench/plugins/v1/bench-v1: the same plugin forced to protocol v1, the
+//               seed's design (JSON lines, base64 bodies, buffered);
+//   nginx       nginx (Debian package, started here with a generated config) → the logic on a
+//               plain node:http server (bench/direct-server.mjs) on its own port;
+//   direct      another bench/direct-server.mjs, hit directly (the baseline).
+// Each portico target has its own daemon, so memory and CPU are per protocol.
 //
 // What it does:
-//   1. `npm run build`, then starts, as children, on 127.0.0.1 only:
-//        - bench/direct-server.mjs: the hello-ts plugin's logic on plain node:http ("direct");
-//        - portico serving examples/plugins (hello-ts on /hello, hello-python on /py), log level warn.
-//      Waits for readiness (/health reports every plugin ready) and checks every URL it will load
-//      answers what the plugin logic says it should.
-//   2. Runs every (workload × target) with wrk, ROUNDS rounds interleaved (round 1 of everything,
-//      then round 2, …) so drift hits all targets alike, after a short discarded warm-up.
-//   3. Reports per workload and target the MEDIAN over rounds of req/s, p50 and p99 (from wrk's
-//      --latency output), ratios to the baseline target of the same run, and the server-side CPU per
-//      request (utime+stime from /proc of the daemon and of the plugin process). At the end it reads
-//      peak RSS (VmHWM) of portico, its plugin children and the direct server.
-//   4. Writes bench/RESULTS.md (unless --profile without --out) and prints the table.
-// Everything it started is stopped on exit, error or Ctrl-C.
+//   1. `npm run build`; starts the services; waits until each answers; checks every route it will
+//      load answers what the logic says (status and body).
+//   2. Runs every (workload × target): wrk for small requests and 1 MiB bodies, bench/load-client.mjs
+//      (a separate process) for 64 MiB bodies (MB/s), SSE timing and WebSocket echo. ROUNDS rounds
+//      interleaved (round 1 of everything, then round 2, …) after a discarded warm-up, so drift
+//      hits all targets alike; the median is reported. A pair whose warm-up (or any round) moves
+//      nothing at all is reported as failing, with the error, and not run again.
+//   3. Per run: server CPU per request from /proc (proxy = portico daemon or nginx master+workers,
+//      app = the plugin process or node:http upstream) and peak RSS (VmHWM, reset through
+//      /proc/PID/clear_refs before each run, so the peak is that workload's).
+//   4. 1 GiB: a fresh portico v2 daemon (nothing earlier inflates its VmHWM) moves one 1 GiB
+//      download and one 1 GiB upload; its peak RSS is checked against the issue's 100 MiB target.
+//   5. States the issue's targets with PASS/MISS and the measured ratios, writes bench/RESULTS.md
+//      (unless --profile without --out) and prints the tables.
+// Everything it started (nginx included) is stopped on exit, error or Ctrl-C, and the whole run has
+// a hard time limit.
 //
-// Extending (protocol v2, nginx, large bodies, SSE, WebSocket): add a service (a process to start)
-// to SERVICES, a target (a service + the paths it serves) to TARGETS, and a workload to WORKLOADS.
-// A workload names the path key it loads (`path`) and a `run(ctx)` that returns a Measurement;
-// targets that lack that path key are skipped for it. Non-wrk workloads (SSE timing, WebSocket
-// echo, one big transfer) only need another `run`.
+// Extending: a service (a process to start) goes in SERVICES, a target (a service, the prefix it
+// serves the logic under and the pids that are its "proxy" and its "app") in TARGETS, a workload
+// (a path, a kind and a run(ctx) that returns a Measurement) in WORKLOADS.
 import { spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
-import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync, existsSync } from "node:fs";
+import { accessSync, constants as fsConstants, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import os from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { SMALL_BODY } from "./plugins/logic.mjs";
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(BENCH_DIR, "..");
 const HOST = "127.0.0.1";
+const CLIENT = join(BENCH_DIR, "load-client.mjs");
+const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
 
-// ───────────────────────────── services, targets, workloads ─────────────────────────────
+// ───────────────────────────── services ─────────────────────────────
 
 /**
- * A service is a process the benchmark starts. start() resolves to { baseUrl, proc, processes() }
- * where processes() names the pids whose CPU and memory belong to it, by role.
+ * A service is a process the benchmark starts. start(ctx, services) resolves to
+ * { baseUrl, proc, … }; `needs` names services that must be started first.
  */
 const SERVICES = {
   direct: {
-    label: "direct server (bench/direct-server.mjs)",
-    async start(ctx) {
-      const proc = ctx.spawnChild("direct", process.execPath, [join(BENCH_DIR, "direct-server.mjs"), "--port", "0", "--host", HOST], {
-        stdio: ["pipe", "pipe", "pipe"],
-      });
-      const port = await waitForLine(proc, /^listening (\d+)$/m, 10_000, "direct server").then((m) => Number(m[1]));
-      const baseUrl = `http://${HOST}:${port}`;
-      return { baseUrl, proc, processes: () => ({ server: [proc.pid] }) };
-    },
+    label: "node:http server with the logic (bench/direct-server.mjs), hit directly",
+    start: (ctx) => startDirectServer(ctx, "direct"),
   },
-  portico: {
-    label: "portico serve --plugins examples/plugins --log-level warn",
-    async start(ctx) {
-      const port = await freePort();
-      const env = { ...process.env };
-      if (ctx.profileDir) {
-        // NODE_OPTIONS reaches the Node plugins too (portico passes its environment on), but it
-        // refuses --cpu-prof: a preload starts V8's profiler instead and writes on exit.
-        env.NODE_OPTIONS = `${env.NODE_OPTIONS ?? ""} --require ${join(BENCH_DIR, "cpu-prof-preload.cjs")}`.trim();
-        env.PORTICO_BENCH_PROFILE_DIR = ctx.profileDir;
-      }
-      const args = [
-        join(ROOT, "bin", "portico.js"),
-        "serve",
-        "--plugins",
-        join(ROOT, "examples", "plugins"),
-        "--listen",
-        `${HOST}:${port}`,
-        "--log-level",
-        "warn",
-      ];
-      const proc = ctx.spawnChild("portico", process.execPath, args, { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
-      const baseUrl = `http://${HOST}:${port}`;
-      const health = await waitForHealth(proc, `${baseUrl}/health`, 30_000);
-      const plugins = new Map();
-      const refresh = (h) => {
-        for (const p of h?.plugins ?? []) if (p.pid) plugins.set(p.id, p.pid);
-      };
-      refresh(health);
-      const protocols = new Map((health?.plugins ?? []).filter((p) => p.protocol).map((p) => [p.id, p.protocol]));
-      // Fallback if /health stops reporting pids: portico's direct children, by their folder.
-      if (plugins.size === 0) {
-        for (const pid of childrenOf(proc.pid)) {
-          const cwd = safe(() => readlinkSync(`/proc/${pid}/cwd`));
-          if (cwd) plugins.set(cwd.split("/").pop().replace(/-/g, "_"), pid);
-        }
-      }
-      for (const pid of plugins.values()) ctx.adopt(pid);
-      return {
-        baseUrl,
-        proc,
-        health: () => getJson(`${baseUrl}/health`).catch(() => undefined),
-        plugins,
-        protocols,
-        processes: (pluginId) => ({
-          daemon: [proc.pid],
-          ...(pluginId ? { plugin: treeOf(plugins.get(pluginId)) } : {}),
-        }),
-      };
-    },
+  upstream: {
+    label: "node:http server with the logic (bench/direct-server.mjs), nginx's upstream",
+    start: (ctx) => startDirectServer(ctx, "upstream"),
+  },
+  nginx: {
+    label: "nginx (generated config, 127.0.0.1) → upstream",
+    needs: ["upstream"],
+    start: (ctx, services) => startNginx(ctx, services.upstream),
+  },
+  "portico-v2": {
+    label: "portico serve --plugins bench/plugins/v2 --log-level warn",
+    start: (ctx) => startPortico(ctx, "portico-v2", join(BENCH_DIR, "plugins", "v2")),
+  },
+  "portico-v1": {
+    label: "portico serve --plugins bench/plugins/v1 --log-level warn",
+    start: (ctx) => startPortico(ctx, "portico-v1", join(BENCH_DIR, "plugins", "v1")),
   },
 };
 
-/** What is loaded: a service, and the paths it serves the plugin logic under. */
+async function startDirectServer(ctx, name) {
+  const proc = ctx.spawnChild(name, process.execPath, [join(BENCH_DIR, "direct-server.mjs"), "--port", "0", "--host", HOST, "--prefix", "/app"], {
+    stdio: ["pipe", "pipe", "pipe"],
+  });
+  const port = await waitForLine(proc, /^listening (\d+)$/m, 10_000, `${name} server`).then((m) => Number(m[1]));
+  return { baseUrl: `http://${HOST}:${port}`, port, proc };
+}
+
+async function startPortico(ctx, name, pluginsDir) {
+  const port = await freePort();
+  const env = { ...process.env };
+  if (ctx.profileDir) {
+    // NODE_OPTIONS reaches the Node plugins too (portico passes its environment on), but it
+    // refuses --cpu-prof: a preload starts V8's profiler instead and writes on exit.
+    env.NODE_OPTIONS = `${env.NODE_OPTIONS ?? ""} --require ${join(BENCH_DIR, "cpu-prof-preload.cjs")}`.trim();
+    env.PORTICO_BENCH_PROFILE_DIR = ctx.profileDir;
+  }
+  const args = [join(ROOT, "bin", "portico.js"), "serve", "--plugins", pluginsDir, "--listen", `${HOST}:${port}`, "--log-level", "warn"];
+  const proc = ctx.spawnChild(name, process.execPath, args, { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
+  const baseUrl = `http://${HOST}:${port}`;
+  const health = await waitForHealth(proc, `${baseUrl}/health`, 30_000);
+  const svc = {
+    baseUrl,
+    proc,
+    plugins: new Map(), // id → pid
+    protocols: new Map(), // id → protocol
+    health: () => getJson(`${baseUrl}/health`).catch(() => undefined),
+    /** Plugin pids can change (a crash restarts the plugin): re-read them before each run. */
+    async refresh() {
+      const h = await svc.health();
+      for (const p of h?.plugins ?? []) {
+        if (p.pid && svc.plugins.get(p.id) !== p.pid) {
+          svc.plugins.set(p.id, p.pid);
+          ctx.adopt(p.pid);
+        }
+        if (p.protocol) svc.protocols.set(p.id, p.protocol);
+      }
+      return h;
+    },
+  };
+  for (const p of health.plugins ?? []) {
+    if (p.pid) svc.plugins.set(p.id, p.pid);
+    if (p.protocol) svc.protocols.set(p.id, p.protocol);
+  }
+  for (const pid of svc.plugins.values()) ctx.adopt(pid);
+  if (svc.plugins.size === 0) throw new Error(`${name}: /health reports no plugin pid: ${JSON.stringify(health)}`);
+  return svc;
+}
+
+function findNginx() {
+  for (const dir of [...(process.env.PATH ?? "").split(":"), "/usr/sbin", "/usr/local/sbin", "/sbin"]) {
+    if (!dir) continue;
+    const p = join(dir, "nginx");
+    try {
+      accessSync(p, fsConstants.X_OK);
+      return p;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The reverse proxy config: what a careful operator would write for this app.
+ *  - HTTP/1.1 to the upstream with a keepalive pool (no TCP connect per request);
+ *  - request bodies streamed to the upstream (proxy_request_buffering off: no temp files), any
+ *    size (client_max_body_size 0); responses buffered in memory only (proxy_max_temp_file_size 0);
+ *  - /events: proxy_buffering off, so each SSE event is passed on as it comes;
+ *  - /ws: the Upgrade/Connection headers that let nginx tunnel a WebSocket;
+ *  - keepalive_requests high on both sides (the default 1000 would make wrk reconnect);
+ *  - worker_processes auto (Debian's default: one per core), no access log.
+ */
+function nginxConfig({ dir, port, upstreamPort }) {
+  const common = ["proxy_pass http://app;", "proxy_http_version 1.1;", "proxy_set_header Host $http_host;"];
+  return `# Generated by bench/run.mjs for one benchmark run.
+worker_processes auto;
+daemon off;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/client_body;
+  proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi;
+  scgi_temp_path ${dir}/scgi;
+  keepalive_timeout 65s;
+  keepalive_requests 1000000;
+  client_max_body_size 0;
+  upstream app {
+    server ${HOST}:${upstreamPort};
+    keepalive 128;
+    keepalive_requests 1000000;
+    keepalive_timeout 60s;
+  }
+  server {
+    listen ${HOST}:${port};
+    location /app/ {
+      ${common.join("\n      ")}
+      proxy_set_header Connection "";
+      proxy_request_buffering off;
+      proxy_max_temp_file_size 0;
+    }
+    location = /app/events {
+      ${common.join("\n      ")}
+      proxy_set_header Connection "";
+      proxy_buffering off;
+      proxy_read_timeout 1h;
+    }
+    location = /app/ws {
+      ${common.join("\n      ")}
+      proxy_set_header Upgrade $http_upgrade;
+      proxy_set_header Connection "upgrade";
+      proxy_read_timeout 1h;
+    }
+  }
+}
+`;
+}
+
+async function startNginx(ctx, upstream) {
+  const bin = findNginx();
+  const dir = join(tmpDir, "nginx");
+  mkdirSync(dir, { recursive: true });
+  const port = await freePort();
+  const conf = join(dir, "nginx.conf");
+  writeFileSync(conf, nginxConfig({ dir, port, upstreamPort: upstream.port }));
+  const errorLog = join(dir, "error.log");
+  const proc = ctx.spawnChild("nginx", bin, ["-p", `${dir}/`, "-c", conf, "-e", errorLog], { stdio: ["ignore", "pipe", "pipe"] });
+  const baseUrl = `http://${HOST}:${port}`;
+  const logTail = () => `${proc.stderrTail.join("\n")}\n${safe(() => readFileSync(errorLog, "utf8").split("\n").slice(-20).join("\n")) ?? ""}`;
+  let exited;
+  proc.on("exit", (code, signal) => (exited = signal ?? code));
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    if (exited !== undefined) throw new Error(`nginx exited (${exited}) before it was ready (config ${conf}):\n${logTail()}`);
+    try {
+      const r = await fetch(`${baseUrl}/app/small`, { signal: AbortSignal.timeout(1000) });
+      await r.arrayBuffer();
+      if (r.status === 200) break;
+    } catch {
+      // not yet
+    }
+    if (Date.now() > deadline) throw new Error(`nginx did not answer within 10 s (config ${conf}):\n${logTail()}`);
+    await sleep(100);
+  }
+  return { baseUrl, proc, port, logTail };
+}
+
+// ───────────────────────────── targets ─────────────────────────────
+
+/**
+ * What is loaded: a service, the prefix it serves the logic under, and which pids are its
+ * "proxy" (what stands between client and logic) and its "app" (the process running the logic).
+ */
 const TARGETS = [
   {
     id: "direct",
     label: "direct (node:http)",
     service: "direct",
+    prefix: "/app",
     baseline: true,
-    paths: { small: "/hello/", echo: "/hello/echo" },
-    expect: { small: "hello from TypeScript\n" },
+    roles: (s) => ({ app: [s.proc.pid] }),
   },
   {
-    id: "portico-ts",
-    label: "portico → hello-ts (SDK)",
-    service: "portico",
-    plugin: "hello_ts",
-    paths: { small: "/hello/", echo: "/hello/echo" },
-    expect: { small: "hello from TypeScript\n" },
+    id: "nginx",
+    label: "nginx → node:http",
+    service: "nginx",
+    prefix: "/app",
+    roles: (s, all) => ({ proxy: treeOf(s.proc.pid), app: [all.upstream.proc.pid] }),
   },
   {
-    id: "portico-py",
-    label: "portico → hello-python (raw v1)",
-    service: "portico",
-    plugin: "hello_python",
-    paths: { small: "/py/", echo: "/py/echo" },
-    expect: { small: "hello from Python\n" },
+    id: "portico-v2",
+    label: "portico v2 → SDK plugin",
+    service: "portico-v2",
+    plugin: "bench_v2",
+    prefix: "/v2",
+    roles: (s) => ({ proxy: [s.proc.pid], app: treeOf(s.plugins.get("bench_v2")) }),
+  },
+  {
+    id: "portico-v1",
+    label: "portico v1 (seed design) → SDK plugin",
+    service: "portico-v1",
+    plugin: "bench_v1",
+    prefix: "/v1",
+    roles: (s) => ({ proxy: [s.proc.pid], app: treeOf(s.plugins.get("bench_v1")) }),
+    notApplicable: {
+      "ws-echo": "n/a: protocol v1 cannot carry a WebSocket (portico passes the upgrade on as a plain request; the plugin answers 426)",
+    },
   },
 ];
 
-const KIB_BODY = "x".repeat(1024);
+// ───────────────────────────── workloads ─────────────────────────────
 
+const SSE_EVENTS = 100;
+const SSE_INTERVAL_MS = 10;
+const WS_CLIENTS = 16;
+const WS_MESSAGE_BYTES = 64;
+
+/**
+ * kind: "rps" (req/s or messages/s is the figure), "bulk" (MB/s of body bytes is the figure),
+ * "sse" (timing of one event stream). `check` is the sanity check run once per target first.
+ */
 const WORKLOADS = [
   {
     id: "get-small-c64",
-    label: "GET small text, 64 conn",
-    path: "small",
+    label: "GET small (21 B), 64 conn",
+    kind: "rps",
+    path: "/small",
+    check: { expectBody: SMALL_BODY },
     run: (ctx) => runWrk(ctx, { connections: 64 }),
   },
   {
     id: "get-small-c1",
-    label: "GET small text, 1 conn",
-    path: "small",
+    label: "GET small (21 B), 1 conn",
+    kind: "rps",
+    path: "/small",
+    check: { expectBody: SMALL_BODY },
     run: (ctx) => runWrk(ctx, { connections: 1 }),
   },
   {
-    id: "post-1k-echo-c64",
-    label: "POST 1 KiB echo, 64 conn",
-    path: "echo",
-    check: { method: "POST", body: KIB_BODY, expectBody: KIB_BODY },
+    id: "get-1m",
+    label: "GET 1 MiB, 4 conn",
+    kind: "bulk",
+    size: MiB,
+    path: "/bytes?n=1048576",
+    check: { expectLength: MiB },
+    run: (ctx) => runWrk(ctx, { connections: 4 }),
+  },
+  {
+    id: "post-1m-echo",
+    label: "POST 1 MiB echo, 4 conn",
+    kind: "bulk",
+    size: MiB,
+    path: "/echo",
+    check: { method: "POST", body: "y".repeat(4096), expectBody: "y".repeat(4096) },
     run: (ctx) =>
       runWrk(ctx, {
-        connections: 64,
-        lua: [
-          'wrk.method = "POST"',
-          `wrk.body = string.rep("x", 1024)`,
-          'wrk.headers["Content-Type"] = "application/octet-stream"',
-        ].join("\n"),
+        connections: 4,
+        lua: ['wrk.method = "POST"', `wrk.body = string.rep("x", ${MiB})`, 'wrk.headers["Content-Type"] = "application/octet-stream"'].join("\n"),
       }),
   },
+  {
+    id: "get-64m",
+    label: "GET 64 MiB, 1 conn",
+    kind: "bulk",
+    size: 64 * MiB,
+    path: `/bytes?n=${64 * MiB}`,
+    check: { path: "/bytes?n=65536", expectLength: 65536 },
+    run: (ctx) => runClient(ctx, ["bulk", "--url", ctx.url, "--method", "GET", "--size", String(64 * MiB), "--duration", String(ctx.duration), "--timeout", "30"]),
+  },
+  {
+    id: "post-64m-count",
+    label: "POST 64 MiB upload (/count), 1 conn",
+    kind: "bulk",
+    size: 64 * MiB,
+    path: "/count",
+    check: { method: "POST", body: "y".repeat(4096), expectBody: "4096\n" },
+    run: (ctx) => runClient(ctx, ["bulk", "--url", ctx.url, "--method", "POST", "--size", String(64 * MiB), "--duration", String(ctx.duration), "--timeout", "30"]),
+  },
+  {
+    id: "sse",
+    label: `SSE, ${SSE_EVENTS} events ${SSE_INTERVAL_MS} ms apart`,
+    kind: "sse",
+    path: `/events?n=${SSE_EVENTS}&interval=${SSE_INTERVAL_MS}`,
+    check: { path: "/events?n=3&interval=1", expectBody: "data: 0\n\ndata: 1\n\ndata: 2\n\n" },
+    run: (ctx) => runSse(ctx),
+  },
+  {
+    id: "ws-echo",
+    label: `WebSocket echo, ${WS_CLIENTS} clients, ${WS_MESSAGE_BYTES} B`,
+    kind: "rps",
+    unit: "msg/s",
+    path: "/ws",
+    check: { websocket: true },
+    run: (ctx) =>
+      runClient(ctx, ["ws", "--url", ctx.url.replace(/^http/, "ws"), "--clients", String(WS_CLIENTS), "--size", String(WS_MESSAGE_BYTES), "--duration", String(ctx.duration), "--timeout", String(ctx.duration + 20)]),
+  },
 ];
+
+/** The issue's targets for protocol v2, as ratios in the same run. */
+const GOALS = [
+  { text: "small GETs (v2) at least as fast as the nginx path", workloads: ["get-small-c64", "get-small-c1"], vs: "nginx", min: 1.0 },
+  { text: "large bodies (v2) at least 0.7× the direct path's throughput", workloads: ["get-1m", "post-1m-echo", "get-64m", "post-64m-count"], vs: "direct", min: 0.7 },
+];
+const RSS_GOAL_MIB = 100;
 
 // ───────────────────────────── options ─────────────────────────────
 
 const USAGE = `usage: npm run bench -- [options]
-  --quick              about one minute: 3 rounds of 2 s, short warm-up
+  --quick              under two minutes: 3 rounds of 1 s, 1 s warm-up, no "GET small, 1 conn"
   --rounds N           rounds per (workload, target); the median is reported (default 3)
-  --duration SEC       seconds per wrk run (default 5; 2 with --quick)
-  --warmup SEC         discarded warm-up per (workload, target) before round 1 (default 2; 1 with --quick)
+  --duration SEC       seconds per timed run (default 3; 1 with --quick); SSE runs are one stream
+  --warmup SEC         discarded warm-up per (workload, target) before round 1 (default 1)
   --workloads IDS      comma-separated subset of: ${"%WORKLOADS%"}
-  --targets IDS        comma-separated subset of: ${"%TARGETS%"}
+  --targets IDS        comma-separated subset of: ${"%TARGETS%"} (direct and nginx are
+                       always included: the ratios need them)
   --settle SEC         on a shared machine, time it may spend (in total) waiting for other processes'
                        CPU load to drop before a run, and re-running a run they disturbed (default
-                       60; 10 with --quick; 0 = never wait)
+                       45; 10 with --quick; 0 = never wait)
+  --no-gib             skip the 1 GiB download/upload through a fresh portico v2 daemon
   --no-build           skip \`npm run build\`
-  --profile[=DIR]      profile portico and its Node plugins (V8 CPU profiler), print the hot spots;
-                       profiles go to DIR (default: a temp directory). RESULTS.md is left alone
-                       unless --out is given, since profiling skews the numbers.
+  --profile[=DIR]      profile the portico daemons and their Node plugins (V8 CPU profiler), print
+                       the hot spots; profiles go to DIR (default: a temp directory). RESULTS.md is
+                       left alone unless --out is given, since profiling skews the numbers.
   --out FILE           where to write the markdown results (default bench/RESULTS.md)
   --json FILE          also write the raw measurements as JSON
 `;
@@ -200,6 +405,7 @@ try {
       workloads: { type: "string" },
       targets: { type: "string" },
       "no-build": { type: "boolean", default: false },
+      "no-gib": { type: "boolean", default: false },
       settle: { type: "string" },
       profile: { type: "string" },
       out: { type: "string" },
@@ -219,32 +425,39 @@ if (opts.help) {
 
 const QUICK = opts.quick;
 const ROUNDS = positiveInt(opts.rounds ?? "3", "--rounds");
-const DURATION = positiveInt(opts.duration ?? (QUICK ? "2" : "5"), "--duration");
-const WARMUP = nonNegativeInt(opts.warmup ?? (QUICK ? "1" : "2"), "--warmup");
+const DURATION = positiveInt(opts.duration ?? (QUICK ? "1" : "3"), "--duration");
+const WARMUP = nonNegativeInt(opts.warmup ?? "1", "--warmup");
 const PROFILE = opts.profile !== undefined;
-const SETTLE = nonNegativeInt(opts.settle ?? (QUICK ? "10" : "60"), "--settle");
+const SETTLE = nonNegativeInt(opts.settle ?? (QUICK ? "10" : "45"), "--settle");
+const GIB = !opts["no-gib"];
 /** A run during which other processes used more than this share of the machine is "disturbed". */
 const DISTURBED = 0.15;
 const OUT = opts.out ? resolve(opts.out) : PROFILE ? undefined : join(BENCH_DIR, "RESULTS.md");
+/** Left out of --quick (unless asked for by --workloads) to keep it under two minutes. */
+const NOT_IN_QUICK = ["get-small-c1"];
 
 // ───────────────────────────── process bookkeeping ─────────────────────────────
 
 /** Everything we started (or adopted: plugin processes portico spawned for us), by pid. */
-const owned = new Map(); // pid → { name, proc? }
+const owned = new Map(); // pid → { name, proc?, load? }
 let tmpDir;
+let keepTmp = false;
 let cleaningUp;
 
-function spawnChild(name, cmd, args, options) {
+function spawnChild(name, cmd, args, options, { load = false } = {}) {
   const proc = spawn(cmd, args, options);
   if (proc.pid === undefined) throw new Error(`could not start ${name} (${cmd})`);
-  owned.set(proc.pid, { name, proc });
+  owned.set(proc.pid, { name, proc, load });
   proc.on("exit", () => owned.delete(proc.pid));
+  proc.on("error", () => {});
   proc.stderrTail = [];
-  proc.stderr?.setEncoding("utf8");
-  proc.stderr?.on("data", (d) => {
+  const keep = (d) => {
     proc.stderrTail.push(...d.split("\n").filter(Boolean));
     if (proc.stderrTail.length > 40) proc.stderrTail.splice(0, proc.stderrTail.length - 40);
-  });
+  };
+  proc.keepTail = keep;
+  proc.stderr?.setEncoding("utf8");
+  proc.stderr?.on("data", keep);
   return proc;
 }
 
@@ -257,17 +470,21 @@ function alive(pid) {
   }
 }
 
-/** Stops everything: SIGTERM to the services (portico shuts its plugins down), then SIGKILL. */
+/** Stops everything: SIGTERM to what we spawned (portico shuts its plugins down, nginx its workers), then SIGKILL. */
 async function cleanup() {
   cleaningUp ??= (async () => {
     const services = [...owned.entries()].filter(([, o]) => o.proc);
     for (const [pid] of services) safe(() => process.kill(pid, "SIGTERM"));
-    const deadline = Date.now() + 8000;
+    const deadline = Date.now() + 12_000;
     while (Date.now() < deadline && [...owned.keys()].some(alive)) await sleep(50);
     killAllNow();
-    if (tmpDir) safe(() => rmSync(tmpDir, { recursive: true, force: true }));
+    removeTmp();
   })();
   return cleaningUp;
+}
+
+function removeTmp() {
+  if (tmpDir && !keepTmp) safe(() => rmSync(tmpDir, { recursive: true, force: true }));
 }
 
 function killAllNow() {
@@ -281,7 +498,7 @@ function killTree(pid) {
 
 process.on("exit", () => {
   killAllNow();
-  if (tmpDir) safe(() => rmSync(tmpDir, { recursive: true, force: true }));
+  removeTmp();
 });
 for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"]) {
   process.on(sig, () => {
@@ -366,14 +583,14 @@ async function waitForHealth(proc, url, timeoutMs) {
   proc.on("exit", (code, signal) => (exited = signal ?? code));
   // portico logs at warn: anything on stdout/stderr is worth seeing if it fails.
   proc.stdout.setEncoding("utf8");
-  proc.stdout.on("data", (d) => proc.stderrTail.push(...d.split("\n").filter(Boolean)));
+  proc.stdout.on("data", proc.keepTail);
   let last;
   while (Date.now() < deadline) {
     if (exited !== undefined) throw new Error(`portico exited (${exited}) before it was ready\n${proc.stderrTail.join("\n")}`);
     try {
       const h = await getJson(url);
       last = h;
-      if (h.status === "ok" && Array.isArray(h.plugins) && h.plugins.every((p) => p.state === "ready")) return h;
+      if (h.status === "ok" && Array.isArray(h.plugins) && h.plugins.length > 0 && h.plugins.every((p) => p.state === "ready")) return h;
     } catch (err) {
       last = err.message;
     }
@@ -421,7 +638,36 @@ function memOf(pid) {
   const s = safe(() => readFileSync(`/proc/${pid}/status`, "utf8"));
   if (!s) return undefined;
   const kb = (key) => Number(s.match(new RegExp(`^${key}:\\s+(\\d+) kB`, "m"))?.[1] ?? NaN);
-  return { hwmKb: kb("VmHWM"), rssKb: kb("VmRSS"), cmd: safe(() => readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter(Boolean).join(" ")) };
+  return { hwmKb: kb("VmHWM"), rssKb: kb("VmRSS") };
+}
+
+/** Sum of VmHWM over pids (kB). */
+function hwmOf(pids) {
+  let total = 0;
+  let any = false;
+  for (const pid of pids) {
+    const m = memOf(pid);
+    if (m && Number.isFinite(m.hwmKb)) {
+      total += m.hwmKb;
+      any = true;
+    }
+  }
+  return any ? total : NaN;
+}
+
+/**
+ * Resets VmHWM to the current RSS (Linux ≥ 4.0: "5" to /proc/PID/clear_refs), so that the next
+ * reading is the peak of what happens in between. False when the kernel or permissions refuse.
+ */
+let hwmResettable = true;
+function resetHwm(pids) {
+  for (const pid of pids) {
+    try {
+      writeFileSync(`/proc/${pid}/clear_refs`, "5");
+    } catch {
+      if (alive(pid)) hwmResettable = false;
+    }
+  }
 }
 
 /**
@@ -443,16 +689,31 @@ const median = (xs) => {
   const m = s.length >> 1;
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
+const max = (xs) => xs.filter(Number.isFinite).reduce((a, b) => Math.max(a, b), -Infinity);
 
-// ───────────────────────────── wrk ─────────────────────────────
+// ───────────────────────────── tools: checks ─────────────────────────────
 
-function checkWrk() {
+function checkTools() {
   const r = spawnSync("wrk", ["-v"], { encoding: "utf8" });
   if (r.error?.code === "ENOENT") {
-    fail("wrk is not installed: it is the load generator this benchmark uses.\n" + "     Install the Debian package `wrk`:  sudo apt-get install -y wrk");
+    fail("wrk is not installed: it is the load generator this benchmark uses.\n     Install the Debian package `wrk`:  sudo apt-get install -y wrk");
   }
-  return (`${r.stdout}${r.stderr}`.match(/^wrk\s+(\S+)/m)?.[1]) ?? "unknown";
+  const nginx = findNginx();
+  if (!nginx) {
+    fail(
+      "nginx is not installed: the benchmark compares portico with nginx reverse-proxying the same logic.\n" +
+        "     Install the Debian package `nginx` (or `nginx-light`):  sudo apt-get install -y nginx-light\n" +
+        "     (or leave nginx out: --targets portico-v2,portico-v1 still needs it for the ratios, so install it)",
+    );
+  }
+  const nv = spawnSync(nginx, ["-v"], { encoding: "utf8" });
+  return {
+    wrk: (`${r.stdout}${r.stderr}`.match(/^wrk\s+(\S+)/m)?.[1]) ?? "unknown",
+    nginx: (`${nv.stdout}${nv.stderr}`.match(/nginx\/(\S+)/)?.[1]) ?? "unknown",
+  };
 }
+
+// ───────────────────────────── wrk ─────────────────────────────
 
 const TIME_UNITS = { us: 0.001, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 const SIZE_UNITS = { B: 1, KB: 1024, MB: 1024 ** 2, GB: 1024 ** 3, TB: 1024 ** 4 };
@@ -498,7 +759,7 @@ async function runWrk(ctx, { connections, threads = 1, lua }) {
   // Through a shell that prints its own /proc stat once wrk is reaped: its cutime/cstime are
   // wrk's CPU, which tells the load generator's share from other processes' on the machine.
   const script = 'wrk "$@"; rc=$?; echo "SHELLSTAT $(cat /proc/$$/stat)" >&2; exit $rc';
-  const proc = spawnChild("wrk", "sh", ["-c", script, "sh", ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  const proc = spawnChild("wrk", "sh", ["-c", script, "sh", ...args], { stdio: ["ignore", "pipe", "pipe"] }, { load: true });
   let out = "";
   proc.stdout.setEncoding("utf8");
   proc.stdout.on("data", (d) => (out += d));
@@ -514,35 +775,89 @@ async function runWrk(ctx, { connections, threads = 1, lua }) {
     // fields 16 and 17 (cutime, cstime): f[0] is field 3
     m.clientCpuMs = ((Number(f[13]) + Number(f[14])) * 1000) / CLK_TCK;
   }
-  m.command = `wrk ${args.map((a) => (a.startsWith(tmpDir) ? relative(tmpDir, a) : a)).join(" ")}`;
+  // Throughput of body bytes (one direction), not wrk's Transfer/sec (which counts headers too).
+  if (ctx.workload.size) m.bytesPerSec = (m.rps * ctx.workload.size * (m.requests - m.errors.non2xx)) / Math.max(1, m.requests);
+  m.errorList = m.errorCount ? [JSON.stringify(m.errors)] : [];
+  return m;
+}
+
+// ───────────────────────────── load client (bulk, SSE, WebSocket) ─────────────────────────────
+
+async function runClient(ctx, args) {
+  const proc = spawnChild("client", process.execPath, [CLIENT, ...args], { stdio: ["ignore", "pipe", "pipe"] }, { load: true });
+  let out = "";
+  proc.stdout.setEncoding("utf8");
+  proc.stdout.on("data", (d) => (out += d));
+  const timeoutArg = Number(args[args.indexOf("--timeout") + 1]) || 60;
+  const killer = setTimeout(() => killTree(proc.pid), (ctx.duration + timeoutArg + 15) * 1000);
+  const [code, signal] = await once(proc, "exit");
+  clearTimeout(killer);
+  const line = out.trim().split("\n").pop();
+  const r = safe(() => JSON.parse(line));
+  if (code !== 0 || !r) throw new Error(`load client ${args.join(" ")} failed (${signal ?? code}):\n${out}\n${proc.stderrTail.join("\n")}`);
+  if (r.fatal) throw new Error(`load client ${args.join(" ")}: ${r.fatal}`);
+  return {
+    ...r,
+    latency: r.latency ?? {},
+    errorList: r.errors ?? [],
+    errorCount: (r.errors ?? []).length,
+  };
+}
+
+async function runSse(ctx) {
+  const m = await runClient(ctx, ["sse", "--url", ctx.url, "--events", String(SSE_EVENTS), "--interval", String(SSE_INTERVAL_MS), "--timeout", "15"]);
+  const a = m.arrivals ?? [];
+  m.firstMs = a[0] ?? NaN;
+  m.lastMs = a.at(-1) ?? NaN;
+  // 1.00: the events arrived as far apart as they were sent; 0: all at once.
+  m.spread = a.length > 1 ? (a.at(-1) - a[0]) / ((SSE_EVENTS - 1) * SSE_INTERVAL_MS) : NaN;
+  // Largest number of events that arrived together (in one read).
+  let burst = 0;
+  for (let i = 0, j = 0; i < a.length; i = j) {
+    while (j < a.length && a[j] === a[i]) j++;
+    burst = Math.max(burst, j - i);
+  }
+  m.burst = burst;
+  delete m.arrivals;
   return m;
 }
 
 // ───────────────────────────── one measurement ─────────────────────────────
 
-async function measure(workload, target, svc, duration) {
-  const url = `${svc.baseUrl}${target.paths[workload.path]}`;
-  const pidsByRole = svc.processes(target.plugin);
-  const before = Object.fromEntries(Object.entries(pidsByRole).map(([role, pids]) => [role, cpuMsOf(pids)]));
-  const ours = () => cpuMsOf([...owned.entries()].filter(([, o]) => o.name !== "wrk").flatMap(([pid]) => treeOf(pid)));
+function urlOf(pair, svc, path = pair.workload.path) {
+  return `${svc.baseUrl}${pair.target.prefix}${path}`;
+}
+
+async function measure(pair, services, duration) {
+  const { workload, target } = pair;
+  const svc = services[target.service];
+  if (svc.refresh) await svc.refresh();
+  const roles = target.roles(svc, services);
+  const all = Object.values(roles).flat();
+  resetHwm(all);
+  const before = Object.fromEntries(Object.entries(roles).map(([role, pids]) => [role, cpuMsOf(pids)]));
+  const ours = () => cpuMsOf([...owned.entries()].filter(([, o]) => !o.load).flatMap(([pid]) => treeOf(pid)));
   const ours0 = ours();
   const t0 = machineTicks();
-  const m = await workload.run({ url, duration, workload, target });
+  const m = await workload.run({ url: urlOf(pair, svc), duration, workload, target });
   const t1 = machineTicks();
   const oursMs = ours() - ours0;
   m.cpuUsPerReq = {};
-  for (const [role, pids] of Object.entries(pidsByRole)) {
+  m.hwmKb = {};
+  for (const [role, pids] of Object.entries(roles)) {
     const ms = cpuMsOf(pids) - before[role];
     m.cpuUsPerReq[role] = m.requests > 0 ? (ms * 1000) / m.requests : NaN;
+    m.hwmKb[role] = hwmOf(pids);
   }
   const totalTicks = Math.max(1, t1.total - t0.total);
   m.machineBusy = 1 - (t1.idle - t0.idle) / totalTicks;
   // Share of the machine used by processes that are not part of this benchmark (other sessions'
-  // builds and tests on a shared box): process CPU time minus our servers' and wrk's.
+  // builds and tests on a shared box): process CPU time minus our servers' and the load generator's.
   const procsMs = ((t1.procs - t0.procs) * 1000) / CLK_TCK;
   m.otherLoad = Number.isFinite(m.clientCpuMs) ? Math.max(0, (procsMs - oursMs - m.clientCpuMs) / ((totalTicks * 1000) / CLK_TCK)) : NaN;
-  const dead = [svc.proc.pid, ...Object.values(pidsByRole).flat()].filter((p) => !alive(p));
+  const dead = [svc.proc.pid, ...all].filter((p) => !alive(p));
   if (dead.length) throw new Error(`${target.label}: process ${dead.join(", ")} died during ${workload.label}\n${svc.proc.stderrTail.join("\n")}`);
+  m.failed = !(m.requests > 0) && m.errorCount > 0;
   return m;
 }
 
@@ -558,10 +873,7 @@ async function otherBusy(ms) {
   return Math.max(0, (procsMs - (ours() - o0)) / totalMs);
 }
 
-/**
- * Spends at most the remaining --settle budget waiting until other processes leave the machine
- * (mostly) idle. Returns the time spent.
- */
+/** Spends at most the remaining --settle budget waiting until other processes leave the machine (mostly) idle. */
 const settle = { leftMs: SETTLE * 1000, waitedMs: 0, reruns: 0 };
 async function waitQuiet() {
   const start = Date.now();
@@ -577,34 +889,100 @@ async function waitQuiet() {
 }
 
 /** measure(), after waiting for a quiet machine; re-run once if other processes disturbed it. */
-async function measureSettled(workload, target, svc, duration) {
+async function measureSettled(pair, services, duration) {
   await waitQuiet();
-  let m = await measure(workload, target, svc, duration);
-  if (m.otherLoad > DISTURBED && settle.leftMs >= duration * 1000) {
-    process.stderr.write(`bench: ${workload.id} → ${target.id} disturbed (other load ${fmtPct(m.otherLoad)}): re-running\n`);
+  let m = await measure(pair, services, duration);
+  if (!m.failed && m.otherLoad > DISTURBED && settle.leftMs >= duration * 1000) {
+    process.stderr.write(`bench: ${pair.workload.id} → ${pair.target.id} disturbed (other load ${fmtPct(m.otherLoad)}): re-running\n`);
     settle.leftMs -= duration * 1000;
     settle.reruns++;
     await waitQuiet();
-    const again = await measure(workload, target, svc, duration);
+    const again = await measure(pair, services, duration);
     if (!(again.otherLoad > m.otherLoad)) m = again;
   }
   return m;
 }
 
-/** Before loading a URL, make sure it answers what the plugin logic says (and that nothing is 404). */
-async function sanityCheck(workload, target, svc) {
-  const url = `${svc.baseUrl}${target.paths[workload.path]}`;
-  const c = workload.check ?? { method: "GET", expectBody: target.expect?.[workload.path] };
+/** Before loading a URL, make sure it answers what the logic says (and that nothing is 404). */
+async function sanityCheck(pair, services) {
+  const svc = services[pair.target.service];
+  const c = pair.workload.check ?? {};
+  const url = urlOf(pair, svc, c.path ?? pair.workload.path);
+  if (c.websocket) {
+    const { WebSocket } = await import("ws");
+    const echoed = await new Promise((res, rej) => {
+      const ws = new WebSocket(url.replace(/^http/, "ws"), { perMessageDeflate: false, handshakeTimeout: 5000 });
+      const timer = setTimeout(() => (ws.terminate(), rej(new Error("no echo within 5 s"))), 5000);
+      ws.on("open", () => ws.send("ping"));
+      ws.on("message", (d) => (clearTimeout(timer), ws.close(1000), res(String(d))));
+      ws.on("unexpected-response", (_q, r) => (clearTimeout(timer), rej(new Error(`upgrade refused: ${r.statusCode}`))));
+      ws.on("error", (e) => (clearTimeout(timer), rej(e)));
+    }).catch((err) => {
+      throw new Error(`${pair.target.label} WebSocket ${url}: ${err.message}`);
+    });
+    if (echoed !== "ping") throw new Error(`${pair.target.label} WebSocket ${url}: echoed ${JSON.stringify(echoed)}`);
+    return;
+  }
+  const method = c.method ?? "GET";
   const r = await fetch(url, {
-    method: c.method,
+    method,
     body: c.body,
     headers: c.body ? { "content-type": "application/octet-stream" } : {},
-    signal: AbortSignal.timeout(5000),
+    signal: AbortSignal.timeout(10_000),
   });
-  const body = await r.text();
-  if (r.status !== 200 || (c.expectBody !== undefined && body !== c.expectBody)) {
-    throw new Error(`${target.label} ${c.method} ${url}: expected 200 ${JSON.stringify(c.expectBody?.slice(0, 40))}, got ${r.status} ${JSON.stringify(body.slice(0, 200))}`);
+  const body = Buffer.from(await r.arrayBuffer());
+  const ok = r.status === 200 && (c.expectBody === undefined || body.toString("utf8") === c.expectBody) && (c.expectLength === undefined || body.length === c.expectLength);
+  if (!ok) {
+    const want = c.expectBody !== undefined ? JSON.stringify(c.expectBody.slice(0, 40)) : `${c.expectLength} bytes`;
+    throw new Error(`${pair.target.label} ${method} ${url}: expected 200 ${want}, got ${r.status} ${body.length} bytes ${JSON.stringify(body.toString("utf8", 0, 200))}`);
   }
+}
+
+// ───────────────────────────── 1 GiB through a fresh portico v2 daemon ─────────────────────────────
+
+async function gibTransfers(ctx, services) {
+  const out = [];
+  process.stderr.write("bench: 1 GiB: starting a fresh portico v2 daemon\n");
+  const fresh = await startPortico(ctx, "portico-v2-fresh", join(BENCH_DIR, "plugins", "v2"));
+  const pluginPid = fresh.plugins.get("bench_v2");
+  const start = { daemonKb: memOf(fresh.proc.pid)?.rssKb, pluginKb: memOf(pluginPid)?.rssKb };
+  const transfers = [
+    { id: "download", label: "GET 1 GiB", method: "GET", path: `/bytes?n=${GiB}` },
+    { id: "upload", label: "POST 1 GiB (/count)", method: "POST", path: "/count" },
+  ];
+  for (const t of transfers) {
+    for (const [target, svc, prefix] of [
+      ["portico-v2", fresh, "/v2"],
+      ["direct", services.direct, "/app"],
+    ]) {
+      if (!svc) continue;
+      const pids = target === "direct" ? [svc.proc.pid] : [fresh.proc.pid, ...treeOf(pluginPid)];
+      // The fresh daemon's first transfer sees its whole life; every other one starts from a reset.
+      if (!(target === "portico-v2" && t.id === "download")) resetHwm(pids);
+      const m = await runClient(
+        { duration: 0 },
+        ["bulk", "--url", `${svc.baseUrl}${prefix}${t.path}`, "--method", t.method, "--size", String(GiB), "--duration", "0", "--max-transfers", "1", "--timeout", "120"],
+      );
+      const row = { ...t, target, seconds: m.seconds, bytesPerSec: m.bytesPerSec, errors: m.errorList, failed: !(m.requests > 0) };
+      if (target === "direct") row.appKb = hwmOf([svc.proc.pid]);
+      else {
+        row.daemonKb = hwmOf([fresh.proc.pid]);
+        row.pluginKb = hwmOf(treeOf(pluginPid));
+      }
+      out.push(row);
+      process.stderr.write(
+        `bench: 1 GiB ${t.id.padEnd(8)} ${target.padEnd(10)} ${fmtMBps(row.bytesPerSec).padStart(10)}  ${row.seconds.toFixed(2)} s` +
+          `${row.daemonKb ? `  daemon peak ${fmtMiB(row.daemonKb)}, plugin peak ${fmtMiB(row.pluginKb)}` : ""}${row.errors.length ? `  ERRORS ${row.errors.join("; ")}` : ""}\n`,
+      );
+    }
+  }
+  for (const r of out) {
+    const d = out.find((x) => x.id === r.id && x.target === "direct");
+    r.ratio = d && !r.failed ? r.bytesPerSec / d.bytesPerSec : NaN;
+  }
+  const health = await fresh.health();
+  const restarted = (health?.plugins ?? []).some((p) => p.restarts > 0);
+  return { rows: out, start, fresh, restarted };
 }
 
 // ───────────────────────────── formatting ─────────────────────────────
@@ -614,91 +992,164 @@ function fmtMs(ms) {
   if (ms < 1) return `${(ms * 1000).toFixed(0)} µs`;
   if (ms < 10) return `${ms.toFixed(2)} ms`;
   if (ms < 100) return `${ms.toFixed(1)} ms`;
-  return `${ms.toFixed(0)} ms`;
+  if (ms < 10_000) return `${ms.toFixed(0)} ms`;
+  return `${(ms / 1000).toFixed(1)} s`;
 }
 const fmtInt = (n) => (Number.isFinite(n) ? Math.round(n).toLocaleString("en-US") : "—");
 const fmtRatio = (r) => (Number.isFinite(r) ? `${r.toFixed(2)}×` : "—");
-const fmtUs = (n) => (Number.isFinite(n) ? `${n.toFixed(0)}` : "—");
+const fmtCpu = (us) => (!Number.isFinite(us) ? "—" : us < 10_000 ? `${us.toFixed(0)} µs` : `${(us / 1000).toFixed(0)} ms`);
 const fmtPct = (f) => (Number.isFinite(f) ? `${(f * 100).toFixed(0)}%` : "—");
 const fmtMiB = (kb) => (Number.isFinite(kb) ? `${(kb / 1024).toFixed(1)} MiB` : "—");
+const fmtMBps = (bps) => (Number.isFinite(bps) ? `${(bps / 1e6).toFixed(bps < 1e7 ? 1 : 0)} MB/s` : "—");
 
-function summarize(rows) {
-  // rows: { workload, target, rounds: Measurement[] }
-  const byWorkload = new Map();
-  for (const r of rows) {
-    const rs = r.rounds;
-    const roles = [...new Set(rs.flatMap((m) => Object.keys(m.cpuUsPerReq)))];
-    r.summary = {
+/** The figure a workload is judged by: MB/s for bulk, req/s (or msg/s) otherwise. */
+const figureOf = (w, s) => (w.kind === "bulk" ? s.bytesPerSec : s.rps);
+const fmtFigure = (w, v) => (w.kind === "bulk" ? fmtMBps(v) : Number.isFinite(v) ? `${fmtInt(v)} ${w.unit ?? "req/s"}` : "—");
+
+function summarize(pairs) {
+  for (const p of pairs) {
+    const rs = p.rounds;
+    const roles = [...new Set(rs.flatMap((m) => Object.keys(m.cpuUsPerReq ?? {})))];
+    p.summary = {
       rps: median(rs.map((m) => m.rps)),
-      rpsAll: rs.map((m) => m.rps),
-      p50: median(rs.map((m) => m.latency.p50)),
-      p99: median(rs.map((m) => m.latency.p99)),
-      mbps: median(rs.map((m) => m.bytesPerSec / 1024 ** 2)),
+      bytesPerSec: median(rs.map((m) => m.bytesPerSec)),
+      p50: median(rs.map((m) => m.latency?.p50)),
+      p99: median(rs.map((m) => m.latency?.p99)),
       cpu: Object.fromEntries(roles.map((role) => [role, median(rs.map((m) => m.cpuUsPerReq[role]))])),
-      errors: rs.reduce((a, m) => a + m.errorCount, 0),
-      requests: rs.reduce((a, m) => a + m.requests, 0),
-      busy: median(rs.map((m) => m.machineBusy)),
+      hwmKb: Object.fromEntries(roles.map((role) => [role, max(rs.map((m) => m.hwmKb?.[role]))])),
+      errors: rs.reduce((a, m) => a + (m.errorCount ?? 0), 0),
+      errorList: [...new Set(rs.flatMap((m) => m.errorList ?? []))].slice(0, 3),
+      requests: rs.reduce((a, m) => a + (m.requests ?? 0), 0),
       otherLoad: median(rs.map((m) => m.otherLoad)),
+      // SSE
+      firstMs: median(rs.map((m) => m.firstMs)),
+      lastMs: median(rs.map((m) => m.lastMs)),
+      spread: median(rs.map((m) => m.spread)),
+      burst: max(rs.map((m) => m.burst)),
     };
-    if (!byWorkload.has(r.workload.id)) byWorkload.set(r.workload.id, []);
-    byWorkload.get(r.workload.id).push(r);
+    p.summary.figure = figureOf(p.workload, p.summary);
+    p.summary.figures = rs.map((m) => figureOf(p.workload, m));
   }
-  for (const group of byWorkload.values()) {
-    const base = group.find((r) => r.target.baseline)?.summary;
-    for (const r of group) {
-      r.summary.rpsRatio = base ? r.summary.rps / base.rps : NaN;
-      r.summary.p50Ratio = base ? r.summary.p50 / base.p50 : NaN;
-      r.summary.p99Ratio = base ? r.summary.p99 / base.p99 : NaN;
-    }
+  for (const p of pairs) {
+    const same = (id) => pairs.find((q) => q.workload === p.workload && q.target.id === id && !q.failed && !q.na);
+    p.summary.vsDirect = p.summary.figure / same("direct")?.summary.figure;
+    p.summary.vsNginx = p.summary.figure / same("nginx")?.summary.figure;
   }
-  return rows;
+  return pairs;
 }
 
-function resultsTable(rows) {
+function rssCell(s) {
+  return `${fmtMiB(s.hwmKb.proxy)} / ${fmtMiB(s.hwmKb.app)}`;
+}
+
+function cpuCell(s) {
+  if (s.cpu.proxy === undefined) return `— + ${fmtCpu(s.cpu.app)}`;
+  return `${fmtCpu(s.cpu.proxy)} + ${fmtCpu(s.cpu.app)}`;
+}
+
+function resultsTable(pairs) {
   const head = [
-    "| workload | target | req/s (median) | × direct | p50 | p99 | p99 × direct | server CPU µs/req (daemon + plugin) | req/s per round | other load | errors |",
-    "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|",
+    "| workload | target | throughput (median) | × direct | × nginx | p50 | p99 | server CPU per request (proxy + app) | peak RSS (proxy / app) | per round | other load | errors |",
+    "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|",
   ];
-  const lines = rows.map((r) => {
-    const s = r.summary;
-    const cpu =
-      s.cpu.server !== undefined
-        ? `${fmtUs(s.cpu.server)}`
-        : `${fmtUs((s.cpu.daemon ?? 0) + (s.cpu.plugin ?? 0))} (${fmtUs(s.cpu.daemon)} + ${fmtUs(s.cpu.plugin)})`;
-    return `| ${r.workload.label} | ${r.target.label} | ${fmtInt(s.rps)} | ${r.target.baseline ? "1.00×" : fmtRatio(s.rpsRatio)} | ${fmtMs(s.p50)} | ${fmtMs(s.p99)} | ${r.target.baseline ? "1.00×" : fmtRatio(s.p99Ratio)} | ${cpu} | ${s.rpsAll.map(fmtInt).join(" / ")} | ${fmtPct(s.otherLoad)} | ${s.errors} |`;
+  const lines = pairs
+    .filter((p) => p.workload.kind !== "sse")
+    .map((p) => {
+      const w = p.workload;
+      if (p.na) return `| ${w.label} | ${p.target.label} | ${p.na} | | | | | | | | | |`;
+      const s = p.summary;
+      if (p.failed) {
+        return `| ${w.label} | ${p.target.label} | **fails**: ${escapeMd(p.failed)} | | | | | | ${rssCell(s)} | | | ${s.errors} |`;
+      }
+      return `| ${w.label} | ${p.target.label} | ${fmtFigure(w, s.figure)}${w.kind === "bulk" ? ` (${s.rps.toFixed(1)} req/s)` : ""} | ${fmtRatio(s.vsDirect)} | ${fmtRatio(s.vsNginx)} | ${fmtMs(s.p50)} | ${fmtMs(s.p99)} | ${cpuCell(s)} | ${rssCell(s)} | ${s.figures.map((v) => (w.kind === "bulk" ? (v / 1e6).toFixed(0) : fmtInt(v))).join(" / ")} | ${fmtPct(s.otherLoad)} | ${s.errors}${s.errorList.length ? ` (${escapeMd(s.errorList.join("; ").slice(0, 120))})` : ""} |`;
+    });
+  return [...head, ...lines].join("\n");
+}
+
+function sseTable(pairs) {
+  const rows = pairs.filter((p) => p.workload.kind === "sse");
+  if (rows.length === 0) return "";
+  const head = [
+    "| target | first event | last event | spread (1.00 = as sent) | most events in one read | events arrive one by one? | peak RSS (proxy / app) | errors |",
+    "|---|---:|---:|---:|---:|---|---:|---:|",
+  ];
+  const lines = rows.map((p) => {
+    const s = p.summary;
+    if (p.failed) return `| ${p.target.label} | **fails**: ${escapeMd(p.failed)} | | | | | ${rssCell(s)} | ${s.errors} |`;
+    const oneByOne = s.spread >= 0.9 && s.burst <= 3 ? "yes" : "**no**";
+    return `| ${p.target.label} | ${fmtMs(s.firstMs)} | ${fmtMs(s.lastMs)} | ${s.spread.toFixed(2)} | ${s.burst} | ${oneByOne} | ${rssCell(s)} | ${s.errors} |`;
   });
   return [...head, ...lines].join("\n");
 }
 
-function memoryTable(mem) {
-  const head = ["| process | pid | peak RSS (VmHWM) | RSS at end |", "|---|---:|---:|---:|"];
-  return [...head, ...mem.map((m) => `| ${m.name} | ${m.pid} | ${fmtMiB(m.hwmKb)} | ${fmtMiB(m.rssKb)} |`)].join("\n");
+function gibTable(gib) {
+  if (!gib) return "";
+  const head = ["| transfer | through | time | MB/s | × direct | portico daemon peak RSS | plugin peak RSS | direct server peak RSS |", "|---|---|---:|---:|---:|---:|---:|---:|"];
+  const lines = gib.rows.map((r) =>
+    r.failed
+      ? `| ${r.label} | ${r.target} | **fails**: ${escapeMd(r.errors.join("; "))} | | | | | |`
+      : `| ${r.label} | ${r.target} | ${r.seconds.toFixed(2)} s | ${fmtMBps(r.bytesPerSec)} | ${r.target === "direct" ? "1.00×" : fmtRatio(r.ratio)} | ${fmtMiB(r.daemonKb)} | ${fmtMiB(r.pluginKb)} | ${fmtMiB(r.appKb)} |`,
+  );
+  return [...head, ...lines].join("\n");
 }
+
+function goalsTable(pairs, gib) {
+  const out = ["| target (protocol v2) | workload | measured | ratio | needed | result |", "|---|---|---:|---:|---:|---|"];
+  const verdicts = [];
+  for (const g of GOALS) {
+    for (const wid of g.workloads) {
+      const p = pairs.find((q) => q.workload.id === wid && q.target.id === "portico-v2");
+      const base = pairs.find((q) => q.workload.id === wid && q.target.id === g.vs);
+      if (!p || !base) continue;
+      const w = p.workload;
+      const ratio = p.failed || base.failed ? NaN : g.vs === "nginx" ? p.summary.vsNginx : p.summary.vsDirect;
+      const pass = ratio >= g.min;
+      const result = !Number.isFinite(ratio) ? "**MISS** (failed)" : pass ? "PASS" : `**MISS** (short by ${((1 - ratio / g.min) * 100).toFixed(0)}%)`;
+      verdicts.push({ goal: g.text, workload: wid, ratio, pass });
+      out.push(
+        `| ${g.text} | ${w.label} | ${fmtFigure(w, p.summary.figure)} vs ${g.vs} ${fmtFigure(w, base.summary.figure)} | ${fmtRatio(ratio)} | ≥ ${g.min.toFixed(2)}× ${g.vs} | ${result} |`,
+      );
+    }
+  }
+  for (const r of gib?.rows ?? []) {
+    if (r.target !== "portico-v2") continue;
+    const mib = r.daemonKb / 1024;
+    const pass = !r.failed && mib < RSS_GOAL_MIB;
+    verdicts.push({ goal: "rss", workload: r.id, ratio: mib / RSS_GOAL_MIB, pass });
+    out.push(
+      `| daemon peak RSS during a 1 GiB transfer under ${RSS_GOAL_MIB} MiB | ${r.label} (fresh daemon) | ${r.failed ? "failed" : fmtMiB(r.daemonKb)} | ${fmtRatio(mib / RSS_GOAL_MIB)} of the limit | < ${RSS_GOAL_MIB} MiB | ${pass ? "PASS" : r.failed ? "**MISS** (failed)" : `**MISS** (over by ${(mib - RSS_GOAL_MIB).toFixed(0)} MiB)`} |`,
+    );
+  }
+  return { table: out.join("\n"), verdicts };
+}
+
+const escapeMd = (s) => String(s).replace(/\|/g, "\\|").replace(/\n/g, " ");
 
 function gitRevision() {
   // For a run from a snapshot (e.g. `git archive` of a commit) that has no .git of its own.
   if (process.env.PORTICO_BENCH_REVISION) return process.env.PORTICO_BENCH_REVISION;
   const rev = spawnSync("git", ["rev-parse", "--short", "HEAD"], { cwd: ROOT, encoding: "utf8" }).stdout?.trim();
   if (!rev) return "unknown";
-  const dirty = spawnSync("git", ["status", "--porcelain", "--", "src", "examples", "bin"], { cwd: ROOT, encoding: "utf8" }).stdout?.trim();
-  return dirty ? `${rev} (with uncommitted changes in src/examples/bin)` : rev;
+  const dirty = spawnSync("git", ["status", "--porcelain", "--", "src", "examples", "bin", "bench"], { cwd: ROOT, encoding: "utf8" }).stdout?.trim();
+  return dirty ? `${rev} (with uncommitted changes in src/examples/bin/bench)` : rev;
 }
 
 // ───────────────────────────── main ─────────────────────────────
 
 async function main() {
   const started = Date.now();
-  const wrkVersion = checkWrk();
+  const versions = checkTools();
   const pick = (all, list, kind) => {
     if (!list) return all;
     const ids = list.split(",").map((s) => s.trim()).filter(Boolean);
     for (const id of ids) if (!all.some((x) => x.id === id)) fail(`unknown ${kind} "${id}"\n\n${usage()}`);
     return all.filter((x) => ids.includes(x.id));
   };
-  const workloads = pick(WORKLOADS, opts.workloads, "workload");
-  let targets = pick(TARGETS, opts.targets, "target");
-  // Ratios need the baseline in the same run.
-  if (!targets.some((t) => t.baseline)) targets = [TARGETS.find((t) => t.baseline), ...targets];
+  let workloads = pick(WORKLOADS, opts.workloads, "workload");
+  if (QUICK && !opts.workloads) workloads = workloads.filter((w) => !NOT_IN_QUICK.includes(w.id));
+  const wanted = pick(TARGETS, opts.targets, "target");
+  // Ratios need the direct and nginx paths in the same run.
+  const targets = TARGETS.filter((t) => wanted.includes(t) || t.id === "direct" || t.id === "nginx");
 
   if (!opts["no-build"]) {
     process.stderr.write("bench: npm run build\n");
@@ -709,67 +1160,96 @@ async function main() {
   tmpDir = mkdtempSync(join(os.tmpdir(), "portico-bench-"));
   const profileDir = PROFILE ? resolve(opts.profile || join(tmpDir, "profiles")) : undefined;
   if (profileDir) {
-    spawnSync("mkdir", ["-p", profileDir]);
+    mkdirSync(profileDir, { recursive: true });
     // Keep the profiles when they live in the temp directory we remove at the end.
-    if (profileDir.startsWith(tmpDir)) tmpDir = undefined;
+    if (profileDir.startsWith(tmpDir)) keepTmp = true;
   }
 
   const ctx = { spawnChild, adopt: (pid) => owned.set(pid, { name: "plugin" }), profileDir };
   const services = {};
-  for (const name of [...new Set(targets.map((t) => t.service))]) {
+  const startService = async (name) => {
+    if (services[name]) return;
+    for (const dep of SERVICES[name].needs ?? []) await startService(dep);
     process.stderr.write(`bench: starting ${SERVICES[name].label}\n`);
-    services[name] = await SERVICES[name].start(ctx);
+    services[name] = await SERVICES[name].start(ctx, services);
     services[name].proc.on("exit", (code, signal) => {
       if (!cleaningUp) process.stderr.write(`bench: ${name} exited unexpectedly (${signal ?? code})\n${services[name].proc.stderrTail.join("\n")}\n`);
     });
-  }
+  };
+  for (const t of targets) await startService(t.service);
 
-  // When /health says which protocol each plugin speaks, the labels say it too.
+  // /health says which protocol each plugin speaks: the labels say it too (and it must be the one meant).
   for (const t of targets) {
     const proto = t.plugin && services[t.service]?.protocols?.get(t.plugin);
-    if (proto) t.label = `${t.label} [v${String(proto).replace(/^v/, "")}]`;
+    if (t.plugin && String(proto) !== t.id.slice(-1)) throw new Error(`${t.label}: the plugin negotiated protocol ${proto}, expected ${t.id.slice(-1)}`);
   }
-  const pairs = [];
-  for (const w of workloads) for (const t of targets) if (t.paths[w.path]) pairs.push({ workload: w, target: t, rounds: [] });
-  for (const p of pairs) await sanityCheck(p.workload, p.target, services[p.target.service]);
 
-  const runs = pairs.length * ROUNDS;
-  const est = pairs.length * (WARMUP + ROUNDS * DURATION) + SETTLE;
+  const pairs = [];
+  for (const w of workloads) {
+    for (const t of targets) {
+      const pair = { workload: w, target: t, rounds: [] };
+      pair.na = t.notApplicable?.[w.id];
+      pairs.push(pair);
+    }
+  }
+  const active = () => pairs.filter((p) => !p.na && !p.failed);
+  for (const p of active()) await sanityCheck(p, services);
+  if (!hwmResettable) process.stderr.write("bench: cannot reset VmHWM (/proc/PID/clear_refs): peak RSS is since each process started\n");
+
+  const runs = active().length * ROUNDS;
+  const perRun = (p) => (p.workload.kind === "sse" ? 1.5 : DURATION + 0.5);
+  const est = active().reduce((a, p) => a + (WARMUP > 0 ? Math.min(WARMUP, perRun(p)) : 0) + ROUNDS * perRun(p), 0) + (GIB ? 15 : 0);
   process.stderr.write(
-    `bench: ${workloads.length} workloads × ${targets.length} targets, ${ROUNDS} rounds of ${DURATION} s (+${WARMUP} s warm-up each): ${runs} runs, about ${Math.ceil(est / 60)} min\n`,
+    `bench: ${workloads.length} workloads × ${targets.length} targets, ${ROUNDS} rounds of ${DURATION} s (+${WARMUP} s warm-up each): ${runs} runs, about ${Math.ceil(est / 60)} min (+ up to ${SETTLE} s waiting for a quiet machine)\n`,
   );
+  // Hard ceiling, whatever happens: the run is bounded in time.
+  const budgetMs = (120 + 2 * SETTLE + 2 * est + active().length * 30) * 1000;
+  setTimeout(() => {
+    process.stderr.write(`bench: gave up after ${Math.round(budgetMs / 1000)} s\n`);
+    cleanup().finally(() => process.exit(1));
+  }, budgetMs).unref();
+
+  const record = (p, m, what) => {
+    if (!m.failed) return;
+    p.failed = `${(m.errorList ?? []).join("; ") || "no request succeeded"} (${what})`;
+    p.failedRun = m;
+    process.stderr.write(`bench: ${p.workload.id} → ${p.target.id} FAILS: ${p.failed}; not run again\n`);
+  };
   if (WARMUP > 0) {
-    for (const p of pairs) {
+    for (const p of active()) {
       process.stderr.write(`bench: warm-up ${p.workload.id} → ${p.target.id}\n`);
-      await measure(p.workload, p.target, services[p.target.service], WARMUP);
+      record(p, await measure(p, services, WARMUP), "warm-up");
     }
   }
   for (let round = 1; round <= ROUNDS; round++) {
-    for (const p of pairs) {
-      const m = await measureSettled(p.workload, p.target, services[p.target.service], DURATION);
+    for (const p of active()) {
+      const m = await measureSettled(p, services, DURATION);
+      record(p, m, `round ${round}`);
+      if (p.failed) continue;
       p.rounds.push(m);
       const cpu = Object.entries(m.cpuUsPerReq)
-        .map(([k, v]) => `${k} ${fmtUs(v)} µs/req`)
+        .map(([k, v]) => `${k} ${fmtCpu(v)}/req`)
         .join(", ");
+      const w = p.workload;
+      const fig = w.kind === "sse" ? `first ${fmtMs(m.firstMs)} last ${fmtMs(m.lastMs)} spread ${m.spread?.toFixed(2)}` : fmtFigure(w, figureOf(w, m));
       process.stderr.write(
-        `bench: round ${round}/${ROUNDS} ${p.workload.id.padEnd(18)} ${p.target.id.padEnd(11)} ${fmtInt(m.rps).padStart(7)} req/s  p50 ${fmtMs(m.latency.p50).padStart(8)}  p99 ${fmtMs(m.latency.p99).padStart(8)}  ${cpu}  machine ${(m.machineBusy * 100).toFixed(0)}% busy, other load ${fmtPct(m.otherLoad)}${m.errorCount ? `  ERRORS ${JSON.stringify(m.errors)}` : ""}\n`,
+        `bench: round ${round}/${ROUNDS} ${w.id.padEnd(15)} ${p.target.id.padEnd(10)} ${fig.padStart(14)}  p50 ${fmtMs(m.latency.p50).padStart(8)}  p99 ${fmtMs(m.latency.p99).padStart(8)}  ${cpu}  other load ${fmtPct(m.otherLoad)}${m.errorCount ? `  ERRORS ${m.errorList.join("; ").slice(0, 200)}` : ""}\n`,
       );
     }
   }
+  for (const p of pairs) if (p.failed && p.rounds.length === 0 && p.failedRun) p.rounds.push(p.failedRun);
 
-  // Peak memory, read while everything is still alive.
-  const mem = [];
-  const health = services.portico ? await services.portico.health() : undefined;
-  if (services.direct) mem.push({ name: "direct server", pid: services.direct.proc.pid, ...memOf(services.direct.proc.pid) });
-  if (services.portico) {
-    mem.push({ name: "portico daemon", pid: services.portico.proc.pid, ...memOf(services.portico.proc.pid) });
-    for (const [id, pid] of services.portico.plugins) {
-      for (const p of treeOf(pid)) mem.push({ name: `plugin ${id}${p === pid ? "" : " (child)"}`, pid: p, ...memOf(p) });
-    }
+  const restarts = [];
+  for (const t of targets) {
+    const h = services[t.service]?.refresh ? await services[t.service].refresh() : undefined;
+    for (const pl of h?.plugins ?? []) if (pl.restarts > 0 || pl.state !== "ready") restarts.push({ target: t.id, ...pl });
   }
-  const restarts = (health?.plugins ?? []).filter((p) => p.restarts > 0 || p.state !== "ready");
+
+  const gib = GIB && targets.some((t) => t.id === "portico-v2") ? await gibTransfers(ctx, services) : undefined;
+  if (gib?.restarted) restarts.push({ target: "portico-v2-fresh", restarted: true });
 
   summarize(pairs);
+  const goals = goalsTable(pairs, gib);
   const elapsed = (Date.now() - started) / 1000;
   const cpus = os.cpus();
   const command = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(" ")}` : ""}`;
@@ -780,34 +1260,50 @@ async function main() {
     "",
     `- date: ${new Date().toISOString()}`,
     `- machine: ${cpus.length} cores (${cpus[0]?.model?.trim() ?? "unknown"}), ${(os.totalmem() / 1024 ** 3).toFixed(1)} GiB RAM, ${os.type()} ${os.release()}`,
-    `- node ${process.version}, wrk ${wrkVersion}, portico ${gitRevision()}`,
-    `- command: \`${command}\`; ${ROUNDS} rounds of ${DURATION} s per row, interleaved, after a ${WARMUP} s warm-up; wall time ${elapsed.toFixed(0)} s`,
+    `- node ${process.version}, wrk ${versions.wrk}, nginx ${versions.nginx}, portico ${gitRevision()}`,
+    `- command: \`${command}\`; ${ROUNDS} rounds of ${DURATION} s per row (SSE: one stream per round), interleaved, after a ${WARMUP} s warm-up; wall time ${elapsed.toFixed(0)} s`,
     `- shared-machine guard: waited ${(settle.waitedMs / 1000).toFixed(0)} s in total for other processes to go quiet before runs, re-ran ${settle.reruns} disturbed run(s) (budget --settle ${SETTLE} s)`,
-    "- load: `wrk -t1 -cN -dDs --latency` on 127.0.0.1; client, daemon and plugins share the machine's cores",
+    `- load: \`wrk -t1 -cN -dDs --latency\` for small requests and 1 MiB bodies; bench/load-client.mjs (Node, its own process) for 64 MiB bodies, SSE and WebSocket echo; all on 127.0.0.1, sharing the machine's cores with the servers`,
+    "",
+    "## Targets (issue 3, protocol v2)",
+    "",
+    goals.table,
     "",
     "## Throughput and latency",
     "",
     resultsTable(pairs),
     "",
-    "- req/s, p50, p99: median over the rounds (p50/p99 as reported by `wrk --latency`); × direct: ratio to the direct row of the same workload in this run.",
-    "- direct: the hello-ts plugin's logic on a plain node:http server (bench/direct-server.mjs), no proxy. portico rows go through the daemon to the example plugins: hello-ts is served by portico's TypeScript SDK (which speaks whatever protocol it negotiates with portico: v2 when offered), hello-python speaks the raw nexo v1 contract (JSON lines, base64 bodies).",
-    "- server CPU µs/req: user+system CPU of the daemon and of the plugin process (from /proc) during the run, divided by the requests completed. The direct row shows the direct server alone.",
-    "- the hello-python target answers `hello from Python\\n` (18 B) instead of `hello from TypeScript\\n` (22 B); its ratios are to the same direct (TypeScript-logic) baseline.",
-    "- other load: median share of the machine's CPU used during the runs by processes outside this benchmark (user+system time of all processes minus the servers' and wrk's). Above ~10% the row is disturbed: re-run on a quiet machine.",
-    "- errors: socket errors (connect/read/write/timeout) plus non-2xx responses, summed over the rounds.",
+    `- Targets: **direct** = the logic (bench/plugins/logic.mjs) on a plain node:http server (bench/direct-server.mjs), hit directly; **nginx** = nginx ${versions.nginx} (worker_processes auto, upstream keepalive, HTTP/1.1, request bodies streamed; config generated by bench/run.mjs) in front of a second such server; **portico v2** = the portico daemon in front of the same logic as a fetch handler on portico's SDK (bench/plugins/plugin.mjs), protocol v2; **portico v1** = the same plugin forced to protocol v1 (\`serve({ protocol: 1 })\`: JSON lines, base64, buffered), the seed's design. Each portico target has its own daemon.`,
+    "- throughput: median over the rounds. Small requests and WebSocket: req/s (messages/s: one message and its echo). Bulk: MB/s (10⁶ B/s) of body bytes in one direction (echo moves as much again the other way), with the req/s behind it. × direct, × nginx: ratios of that figure to the direct and nginx rows of the same workload in this run.",
+    "- p50, p99: medians over the rounds of each run's percentiles, from `wrk --latency`, or from the load client (per transfer for 64 MiB bodies, per round trip for WebSocket).",
+    "- server CPU per request: user+system CPU (from /proc) of the proxy (portico daemon; nginx master+workers) and of the app (the plugin process; the node:http server) during the run, divided by the requests (or messages) completed.",
+    `- peak RSS: VmHWM of the proxy (portico daemon; nginx master+workers, summed) and of the app, ${hwmResettable ? "reset (/proc/PID/clear_refs) before each run, so it is the peak during this workload (from the RSS the process already had)" : "since each process started (this kernel refused to reset it)"}; max over the rounds.`,
+    "- other load: median share of the machine's CPU used during the runs by processes outside this benchmark. Above ~10% the row is disturbed: re-run on a quieter machine.",
+    "- errors: socket errors and non-2xx responses (wrk) or failed transfers (load client), summed over the rounds. A pair whose run moves nothing at all **fails** (the error is shown) and is not run again.",
     "",
-    "## Peak memory (end of run)",
+    `## Server-sent events (${SSE_EVENTS} events, ${SSE_INTERVAL_MS} ms apart, the first at once)`,
     "",
-    memoryTable(mem),
+    sseTable(pairs),
     "",
-    restarts.length ? `**Warning:** plugins restarted or not ready during the run: ${JSON.stringify(restarts)}` : "No plugin restarted during the run.",
+    "- first event, last event: time from sending the request to the arrival of the first and the last event (median over the rounds); ideal: about 0 and " +
+      `${(SSE_EVENTS - 1) * SSE_INTERVAL_MS} ms. spread: (last − first) / ${(SSE_EVENTS - 1) * SSE_INTERVAL_MS} ms. most events in one read: the largest number of events that reached the client together (max over rounds). One by one: spread ≥ 0.9 and at most 3 events in one read.`,
+    "",
+    ...(gib
+      ? [
+          "## 1 GiB through portico v2 (fresh daemon)",
+          "",
+          gibTable(gib),
+          "",
+          `- A portico v2 daemon started just for this (its RSS when ready: ${fmtMiB(gib.start.daemonKb)}; plugin ${fmtMiB(gib.start.pluginKb)}), so nothing earlier inflates its VmHWM: one 1 GiB download (GET /bytes), then, after resetting VmHWM, one 1 GiB upload (POST /count, read and discarded). The direct rows are the same transfers against the direct server, for the ratio.`,
+          "",
+        ]
+      : []),
+    restarts.length ? `**Warning:** plugins restarted or not ready during the run: ${escapeMd(JSON.stringify(restarts))}` : "No plugin restarted during the run.",
     "",
   ].join("\n");
 
-  process.stdout.write(`\n${resultsTable(pairs)}\n\n${memoryTable(mem)}\n\n`);
+  process.stdout.write(`\n${goals.table}\n\n${resultsTable(pairs)}\n\n${sseTable(pairs)}\n\n${gibTable(gib)}\n\n`);
   if (restarts.length) process.stdout.write(`WARNING: plugin restarts or not-ready plugins: ${JSON.stringify(restarts)}\n`);
-  const totalErrors = pairs.reduce((a, p) => a + p.summary.errors, 0);
-  if (totalErrors) process.stdout.write(`WARNING: ${totalErrors} errors during the run (see the errors column)\n`);
   if (OUT) {
     writeFileSync(OUT, md);
     process.stdout.write(`bench: wrote ${relative(process.cwd(), OUT) || OUT}\n`);
@@ -822,8 +1318,9 @@ async function main() {
           cores: cpus.length,
           rounds: ROUNDS,
           duration: DURATION,
-          results: pairs.map((p) => ({ workload: p.workload.id, target: p.target.id, summary: p.summary, rounds: p.rounds })),
-          memory: mem,
+          goals: goals.verdicts,
+          results: pairs.map((p) => ({ workload: p.workload.id, target: p.target.id, na: p.na, failed: p.failed, summary: p.summary, rounds: p.rounds })),
+          gib: gib?.rows,
         },
         null,
         2,
@@ -831,21 +1328,25 @@ async function main() {
     );
   }
 
+  const names = new Map();
+  for (const t of targets) {
+    const s = services[t.service];
+    if (!s?.plugins) continue;
+    names.set(s.proc.pid, `${t.id} daemon`);
+    for (const [id, pid] of s.plugins) names.set(pid, `${t.id} plugin ${id}`);
+  }
+  if (gib) {
+    names.set(gib.fresh.proc.pid, "portico-v2 daemon (fresh, 1 GiB transfers)");
+    for (const [id, pid] of gib.fresh.plugins) names.set(pid, `portico-v2 plugin ${id} (fresh, 1 GiB transfers)`);
+  }
   await cleanup();
   if (profileDir) {
     const { summarizeProfiles } = await import("./profile-summary.mjs");
-    process.stdout.write(`\n${summarizeProfiles(profileDir, { portico: services.portico?.proc.pid, plugins: services.portico?.plugins })}\n`);
+    process.stdout.write(`\n${summarizeProfiles(profileDir, { names })}\n`);
     process.stdout.write(`bench: CPU profiles in ${profileDir} (open in Chrome DevTools → Performance, or speedscope)\n`);
   }
   process.stderr.write(`bench: done in ${((Date.now() - started) / 1000).toFixed(0)} s\n`);
 }
-
-// Hard ceiling, whatever happens: the run is bounded in time.
-const budgetMs = (60 + 2 * SETTLE + 2 * WORKLOADS.length * TARGETS.length * (WARMUP + ROUNDS * (DURATION + 1))) * 1000;
-setTimeout(() => {
-  process.stderr.write(`bench: gave up after ${Math.round(budgetMs / 1000)} s\n`);
-  cleanup().finally(() => process.exit(1));
-}, budgetMs).unref();
 
 main().catch(async (err) => {
   // Interrupted: the signal handler is already stopping everything; the failure is its doing.

@@ -48,9 +48,19 @@ export class Metrics {
     plugin.on("restart", () => this.restarts.inc({ plugin: plugin.id }));
   }
 
+  // Label look-ups hash the label set on every call; the children are cached per label set instead.
+  readonly #counters = new Map<string, { inc(): void }>();
+  readonly #histograms = new Map<string, { observe(v: number): void }>();
+
   /** One answered request. */
   observe(plugin: string, route: string, status: number, seconds: number): void {
-    this.requests.inc({ plugin, route, status: String(status) });
-    this.duration.observe({ plugin, route }, seconds);
+    const key = `${plugin}\u0000${route}`;
+    const ckey = `${key}\u0000${status}`;
+    let counter = this.#counters.get(ckey);
+    if (!counter) this.#counters.set(ckey, (counter = this.requests.labels(plugin, route, String(status))));
+    counter.inc();
+    let histogram = this.#histograms.get(key);
+    if (!histogram) this.#histograms.set(key, (histogram = this.duration.labels(plugin, route)));
+    histogram.observe(seconds);
   }
 }

@@ -63,8 +63,12 @@ export function proxyV2(req: IncomingMessage, res: ServerResponse, stream: Strea
     /** Ends the exchange with an error: an answer if nothing was sent yet, else a cut connection. */
     const fail = (err: GatewayError) => {
       if (!res.headersSent) return settle(err);
-      res.destroy(err);
       settle(status);
+      // What was written may still sit in the socket's cork buffer: let it leave, then cut. The
+      // client sees a chunked body without its last chunk, or fewer bytes than announced.
+      const socket = res.socket;
+      while (socket && socket.writableCorked > 0) socket.uncork();
+      res.destroy(err);
     };
 
     const firstByte = setTimeout(() => {
@@ -80,6 +84,15 @@ export function proxyV2(req: IncomingMessage, res: ServerResponse, stream: Strea
       fail(requestEnded ? new GatewayError("plugin_timeout", "stream idle") : new GatewayError("request_timeout", "request body stalled"));
     }, route.idleTimeoutMs);
     const touch = () => idle.refresh();
+    let headReceived = false;
+    /** A response head not yet written: see onHead. */
+    let pending: { flat: string[]; lengthKnown: boolean } | undefined;
+    const writePending = (wholeBody?: number) => {
+      const p = pending as { flat: string[]; lengthKnown: boolean };
+      pending = undefined;
+      if (wholeBody !== undefined && !p.lengthKnown) p.flat.push("Content-Length", String(wholeBody));
+      res.writeHead(status, p.flat);
+    };
 
     stream.handlers = {
       onHead(value, end) {
@@ -93,29 +106,43 @@ export function proxyV2(req: IncomingMessage, res: ServerResponse, stream: Strea
           return fail(err as GatewayError);
         }
         if (done) return;
+        headReceived = true;
         status = head.status;
         const h = responseHead(head.headers);
         const bodyless = noBody || status === 204 || status === 304;
+        let lengthKnown = bodyless;
         if (h.contentLength !== undefined && /^\d+$/.test(h.contentLength) && status !== 204) {
           h.flat.push("Content-Length", h.contentLength);
+          lengthKnown = true;
           // Node then refuses to send more or fewer bytes than announced instead of corrupting the framing.
           if (!bodyless) res.strictContentLength = true;
         } else if (end && !bodyless) {
           h.flat.push("Content-Length", "0");
         }
         if (!h.hasRequestId) h.flat.push("X-Request-Id", opts.requestId);
-        res.writeHead(status, h.flat);
-        // Headers go out now, not with the first body chunk: an SSE client sees the stream open.
-        res.flushHeaders();
-        if (end) res.end();
+        if (end) {
+          res.writeHead(status, h.flat);
+          res.end();
+          return;
+        }
+        // Held for this turn: if the whole body follows in the same read (a small response), it
+        // goes out with a Content-Length in one write; otherwise (a stream, SSE) the head goes out
+        // alone right after, so the client sees the response open at once.
+        pending = { flat: h.flat, lengthKnown };
+        setImmediate(() => {
+          if (!pending || done) return;
+          writePending();
+          res.flushHeaders();
+        });
       },
       onData(chunk, end) {
         touch();
-        if (!res.headersSent || done) {
+        if (!headReceived || done) {
           stream.consumed(chunk.length);
-          if (!res.headersSent) fail(new GatewayError("bad_reply", "DATA before HEAD"));
+          if (!headReceived) fail(new GatewayError("bad_reply", "DATA before HEAD"));
           return;
         }
+        if (pending) writePending(end ? chunk.length : undefined);
         try {
           if (chunk.length > 0) {
             if (noBody) stream.consumed(chunk.length);
@@ -123,6 +150,9 @@ export function proxyV2(req: IncomingMessage, res: ServerResponse, stream: Strea
           }
           if (end) res.end();
         } catch (err) {
+          // The head is stored (headersSent means only that) but maybe not sent: send it, then cut,
+          // so the client sees a short body.
+          res.flushHeaders();
           stream.reset("error", "response body does not match its Content-Length");
           fail(new GatewayError("bad_reply", (err as Error).message));
         }

@@ -264,14 +264,14 @@ export class Child {
     return [...this.#stderrTail];
   }
 
-  // Many exchanges written in one tick go to the pipe as one write.
+  // Many exchanges written in one turn of the event loop go to the pipe as one write.
   #write(line: string): void {
     const stdin = this.#proc.stdin;
     if (!stdin || stdin.destroyed) return;
     if (!this.#corked) {
       this.#corked = true;
       stdin.cork();
-      process.nextTick(() => {
+      setImmediate(() => {
         this.#corked = false;
         stdin.uncork();
       });

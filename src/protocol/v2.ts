@@ -112,8 +112,9 @@ export class FrameParser {
 const EMPTY = Buffer.alloc(0);
 
 /**
- * A Session `write` over a Node writable: frames written in one tick leave in one write (writev),
- * and the writable's own backpressure signal is passed on.
+ * A Session `write` over a Node writable: frames written in one turn of the event loop leave in
+ * one write (writev), and the writable's own backpressure signal is passed on. setImmediate, not
+ * nextTick: requests arriving on many connections in one poll phase then share a system call.
  */
 export function tickWriter(out: NodeJS.WritableStream & { cork(): void; uncork(): void; destroyed?: boolean }): SessionOptions["write"] {
   let corked = false;
@@ -122,7 +123,7 @@ export function tickWriter(out: NodeJS.WritableStream & { cork(): void; uncork()
     if (!corked) {
       corked = true;
       out.cork();
-      process.nextTick(() => {
+      setImmediate(() => {
         corked = false;
         out.uncork();
       });

@@ -1,31 +1,22 @@
 /** Protocol v2 on the plugin side: one fetch call per stream, bodies streamed both ways. */
 import type { Stream } from "../protocol/v2.js";
-import { headerList, headersOf, type RequestHead, urlOf } from "./http.js";
+import { headerList, type RequestHead } from "./http.js";
 import type { Handlers } from "./index.js";
+import { lazyRequest, wholeBody } from "./request.js";
 import { upgradable, upgrades } from "./websocket.js";
 
 export async function handleStream(handlers: Handlers, stream: Stream, head: RequestHead, end: boolean): Promise<void> {
-  const abort = new AbortController();
-  const { headers, host } = headersOf(head.headers);
-  if (head.upgrade === "websocket") {
-    // portico strips hop-by-hop headers and says "upgrade" in the head instead; handlers (and
-    // frameworks) look for the headers, so put them back.
-    headers.set("upgrade", "websocket");
-    headers.set("connection", "Upgrade");
-  }
   const hasBody = !end && head.method !== "GET" && head.method !== "HEAD";
   const body = end ? undefined : requestBody(stream);
+  const exchange = lazyRequest(head, hasBody ? body?.readable : undefined);
+  const { request } = exchange;
+  /** Stops reading the response body when portico cancels the exchange. */
+  let stopResponse: (() => void) | undefined;
   stream.handlers.onReset = (code, message) => {
-    abort.abort(new DOMException(message ?? `stream ${code}`, code === "timeout" ? "TimeoutError" : "AbortError"));
+    exchange.abort(new DOMException(message ?? `stream ${code}`, code === "timeout" ? "TimeoutError" : "AbortError"));
     body?.fail(code);
+    stopResponse?.();
   };
-  const request = new Request(urlOf(head, host), {
-    method: head.method,
-    headers,
-    body: hasBody ? body?.readable : undefined,
-    signal: abort.signal,
-    ...(hasBody ? { duplex: "half" } : {}),
-  } as RequestInit);
   if (!hasBody && body) body.discard();
   if (head.upgrade === "websocket") upgradable.set(request, stream);
 
@@ -40,6 +31,14 @@ export async function handleStream(handlers: Handlers, stream: Stream, head: Req
     return;
   }
 
+  // A body given whole (a string, bytes) goes out as it is, without a trip through its stream.
+  const whole = head.method === "HEAD" ? undefined : wholeBody(response);
+  if (whole) {
+    stream.sendHead({ status: response.status, headers: headerList(response.headers) }, whole.length === 0);
+    if (whole.length > 0) await stream.sendData(whole, true);
+    body?.discard();
+    return;
+  }
   const out = response.body;
   const noBody = out === null || head.method === "HEAD";
   stream.sendHead({ status: response.status, headers: headerList(response.headers) }, noBody);
@@ -49,7 +48,7 @@ export async function handleStream(handlers: Handlers, stream: Stream, head: Req
     return;
   }
   const reader = out.getReader();
-  abort.signal.addEventListener("abort", () => void reader.cancel().catch(() => {}), { once: true });
+  stopResponse = () => void reader.cancel().catch(() => {});
   try {
     for (;;) {
       const { done, value } = await reader.read();
@@ -59,7 +58,7 @@ export async function handleStream(handlers: Handlers, stream: Stream, head: Req
     }
     await stream.end();
   } catch (err) {
-    if (!abort.signal.aborted) {
+    if (!exchange.aborted) {
       handlers.report(err, request);
       stream.reset("error", "response body failed");
     }

@@ -1,0 +1,149 @@
+/**
+ * Requests and responses without the WHATWG objects' fixed costs on the hot path.
+ *
+ * Building a `Request` in Node 20 (undici) costs two AbortControllers, a Headers list and brand
+ * bookkeeping, several microseconds per request; most handlers read only `method`, `url` and a
+ * header or two. `lazyRequest` answers those from the wire head and builds the real Request only
+ * when something else is asked for (the body, clone(), …). It is `instanceof Request`.
+ */
+import { headersOf, type RequestHead, urlOf } from "./http.js";
+
+const real = Symbol("portico.request");
+
+interface LazyState {
+  head: RequestHead;
+  url: string;
+  headers: Headers | undefined;
+  body: ReadableStream<Uint8Array> | undefined;
+  /** Created on first use of `signal`. */
+  controller: AbortController | undefined;
+  /** Set when the exchange was cancelled before anyone asked for the signal. */
+  abortReason: unknown;
+  request: Request | undefined;
+}
+
+class LazyRequest {
+  declare [real]: LazyState;
+
+  get method(): string {
+    return this[real].head.method;
+  }
+  get url(): string {
+    return this[real].url;
+  }
+  get headers(): Headers {
+    const s = this[real];
+    return (s.headers ??= headersFor(s.head));
+  }
+  get signal(): AbortSignal {
+    return signalOf(this[real]);
+  }
+}
+
+/** Everything else is the real Request's, built on first use. */
+for (const key of Reflect.ownKeys(Request.prototype)) {
+  if (key === "constructor" || key === "method" || key === "url" || key === "headers" || key === "signal") continue;
+  const desc = Object.getOwnPropertyDescriptor(Request.prototype, key);
+  if (!desc) continue;
+  if (typeof desc.value === "function") {
+    Object.defineProperty(LazyRequest.prototype, key, {
+      value(this: LazyRequest, ...args: unknown[]) {
+        const r = materialize(this[real]) as unknown as Record<PropertyKey, (...a: unknown[]) => unknown>;
+        return r[key]?.apply(r, args);
+      },
+      writable: true,
+      configurable: true,
+    });
+  } else if (desc.get) {
+    Object.defineProperty(LazyRequest.prototype, key, {
+      get(this: LazyRequest) {
+        return (materialize(this[real]) as unknown as Record<PropertyKey, unknown>)[key];
+      },
+      configurable: true,
+    });
+  }
+}
+Object.setPrototypeOf(LazyRequest.prototype, Request.prototype);
+
+function headersFor(head: RequestHead): Headers {
+  const { headers } = headersOf(head.headers);
+  if (head.upgrade === "websocket") {
+    // portico strips hop-by-hop headers and says "upgrade" in the head instead; handlers (and
+    // frameworks) look for the headers, so put them back.
+    headers.set("upgrade", "websocket");
+    headers.set("connection", "Upgrade");
+  }
+  return headers;
+}
+
+function signalOf(s: LazyState): AbortSignal {
+  if (!s.controller) {
+    s.controller = new AbortController();
+    if (s.abortReason !== undefined) s.controller.abort(s.abortReason);
+  }
+  return s.controller.signal;
+}
+
+function materialize(s: LazyState): Request {
+  if (!s.request) {
+    const hasBody = s.body !== undefined;
+    s.request = new Request(s.url, {
+      method: s.head.method,
+      headers: s.headers ?? headersFor(s.head),
+      body: s.body,
+      signal: signalOf(s),
+      ...(hasBody ? { duplex: "half" } : {}),
+    } as RequestInit);
+  }
+  return s.request;
+}
+
+export interface ExchangeRequest {
+  request: Request;
+  /** Aborts `request.signal` (now, or when it is first asked for). */
+  abort(reason: unknown): void;
+  readonly aborted: boolean;
+}
+
+/** A Request for the wire head; `body` is the request body stream, if any. */
+export function lazyRequest(head: RequestHead, body: ReadableStream<Uint8Array> | undefined): ExchangeRequest {
+  const host = head.headers?.find(([k]) => k.length === 4 && k.toLowerCase() === "host")?.[1] ?? "localhost";
+  const state: LazyState = { head, url: urlOf(head, host), headers: undefined, body, controller: undefined, abortReason: undefined, request: undefined };
+  const request = Object.create(LazyRequest.prototype) as LazyRequest;
+  request[real] = state;
+  return {
+    request: request as unknown as Request,
+    abort(reason) {
+      if (state.abortReason !== undefined) return;
+      state.abortReason = reason;
+      state.controller?.abort(reason);
+    },
+    get aborted() {
+      return state.abortReason !== undefined;
+    },
+  };
+}
+
+/**
+ * The bytes of a Response whose body was given whole (a string, bytes): read from undici's own
+ * record of it, skipping the stream machinery. undefined when the body is a real stream or the
+ * internals are not what this Node version is known to have; the caller then reads the stream.
+ */
+export function wholeBody(response: Response): Buffer | undefined {
+  const state = internal(response);
+  const body = state?.body as { source?: unknown; stream?: ReadableStream } | null | undefined;
+  if (!body || body.stream?.locked || response.bodyUsed) return undefined;
+  const src = body.source;
+  if (typeof src === "string") return Buffer.from(src);
+  if (src instanceof Uint8Array) return Buffer.from(src.buffer, src.byteOffset, src.byteLength);
+  if (src instanceof ArrayBuffer) return Buffer.from(src);
+  return undefined;
+}
+
+let stateSymbol: symbol | null | undefined;
+function internal(response: Response): Record<string, unknown> | undefined {
+  if (stateSymbol === undefined) stateSymbol = Object.getOwnPropertySymbols(response).find((s) => s.description === "state") ?? null;
+  if (!stateSymbol) return undefined;
+  const v = (response as unknown as Record<symbol, unknown>)[stateSymbol];
+  return typeof v === "object" && v !== null ? (v as Record<string, unknown>) : undefined;
+}
