@@ -375,10 +375,11 @@ const RSS_GOAL_MIB = 100;
 // ───────────────────────────── options ─────────────────────────────
 
 const USAGE = `usage: npm run bench -- [options]
-  --quick              under two minutes: 3 rounds of 1 s, 1 s warm-up, no "GET small, 1 conn"
+  --quick              under two minutes: 3 rounds of 1 s, no warm-up phase (the route checks and the
+                       median of 3 absorb it), no "GET small, 1 conn"
   --rounds N           rounds per (workload, target); the median is reported (default 3)
   --duration SEC       seconds per timed run (default 3; 1 with --quick); SSE runs are one stream
-  --warmup SEC         discarded warm-up per (workload, target) before round 1 (default 1)
+  --warmup SEC         discarded warm-up per (workload, target) before round 1 (default 1; 0 with --quick)
   --workloads IDS      comma-separated subset of: ${"%WORKLOADS%"}
   --targets IDS        comma-separated subset of: ${"%TARGETS%"} (direct and nginx are
                        always included: the ratios need them)
@@ -426,7 +427,7 @@ if (opts.help) {
 const QUICK = opts.quick;
 const ROUNDS = positiveInt(opts.rounds ?? "3", "--rounds");
 const DURATION = positiveInt(opts.duration ?? (QUICK ? "1" : "3"), "--duration");
-const WARMUP = nonNegativeInt(opts.warmup ?? "1", "--warmup");
+const WARMUP = nonNegativeInt(opts.warmup ?? (QUICK ? "0" : "1"), "--warmup");
 const PROFILE = opts.profile !== undefined;
 const SETTLE = nonNegativeInt(opts.settle ?? (QUICK ? "10" : "45"), "--settle");
 const GIB = !opts["no-gib"];
@@ -941,48 +942,57 @@ async function sanityCheck(pair, services) {
 // ───────────────────────────── 1 GiB through a fresh portico v2 daemon ─────────────────────────────
 
 async function gibTransfers(ctx, services) {
-  const out = [];
-  process.stderr.write("bench: 1 GiB: starting a fresh portico v2 daemon\n");
-  const fresh = await startPortico(ctx, "portico-v2-fresh", join(BENCH_DIR, "plugins", "v2"));
-  const pluginPid = fresh.plugins.get("bench_v2");
-  const start = { daemonKb: memOf(fresh.proc.pid)?.rssKb, pluginKb: memOf(pluginPid)?.rssKb };
+  const rows = [];
+  const names = new Map();
+  let restarted = false;
   const transfers = [
     { id: "download", label: "GET 1 GiB", method: "GET", path: `/bytes?n=${GiB}` },
     { id: "upload", label: "POST 1 GiB (/count)", method: "POST", path: "/count" },
   ];
+  const transfer = (svc, prefix, t) =>
+    runClient({ duration: 0 }, ["bulk", "--url", `${svc.baseUrl}${prefix}${t.path}`, "--method", t.method, "--size", String(GiB), "--duration", "0", "--max-transfers", "1", "--timeout", "120"]);
   for (const t of transfers) {
-    for (const [target, svc, prefix] of [
-      ["portico-v2", fresh, "/v2"],
-      ["direct", services.direct, "/app"],
-    ]) {
-      if (!svc) continue;
-      const pids = target === "direct" ? [svc.proc.pid] : [fresh.proc.pid, ...treeOf(pluginPid)];
-      // The fresh daemon's first transfer sees its whole life; every other one starts from a reset.
-      if (!(target === "portico-v2" && t.id === "download")) resetHwm(pids);
-      const m = await runClient(
-        { duration: 0 },
-        ["bulk", "--url", `${svc.baseUrl}${prefix}${t.path}`, "--method", t.method, "--size", String(GiB), "--duration", "0", "--max-transfers", "1", "--timeout", "120"],
-      );
-      const row = { ...t, target, seconds: m.seconds, bytesPerSec: m.bytesPerSec, errors: m.errorList, failed: !(m.requests > 0) };
-      if (target === "direct") row.appKb = hwmOf([svc.proc.pid]);
-      else {
-        row.daemonKb = hwmOf([fresh.proc.pid]);
-        row.pluginKb = hwmOf(treeOf(pluginPid));
-      }
-      out.push(row);
+    // A daemon started for this one transfer: nothing earlier inflates its VmHWM.
+    process.stderr.write(`bench: 1 GiB ${t.id}: starting a fresh portico v2 daemon\n`);
+    const fresh = await startPortico(ctx, `portico-v2-fresh-${t.id}`, join(BENCH_DIR, "plugins", "v2"));
+    const pluginPid = fresh.plugins.get("bench_v2");
+    names.set(fresh.proc.pid, `portico-v2 daemon (fresh, 1 GiB ${t.id})`);
+    names.set(pluginPid, `portico-v2 plugin bench_v2 (fresh, 1 GiB ${t.id})`);
+    const startKb = { daemon: memOf(fresh.proc.pid)?.rssKb, plugin: memOf(pluginPid)?.rssKb };
+    const m = await transfer(fresh, "/v2", t);
+    const row = { ...t, target: "portico-v2", seconds: m.seconds, bytesPerSec: m.bytesPerSec, errors: m.errorList, failed: !(m.requests > 0), startKb };
+    row.daemonKb = hwmOf([fresh.proc.pid]);
+    row.pluginKb = hwmOf(treeOf(pluginPid));
+    restarted ||= ((await fresh.health())?.plugins ?? []).some((p) => p.restarts > 0);
+    rows.push(row);
+    await stopService(fresh);
+    if (services.direct) {
+      resetHwm([services.direct.proc.pid]);
+      const d = await transfer(services.direct, "/app", t);
+      rows.push({ ...t, target: "direct", seconds: d.seconds, bytesPerSec: d.bytesPerSec, errors: d.errorList, failed: !(d.requests > 0), appKb: hwmOf([services.direct.proc.pid]) });
+    }
+    for (const r of rows.slice(-2)) {
       process.stderr.write(
-        `bench: 1 GiB ${t.id.padEnd(8)} ${target.padEnd(10)} ${fmtMBps(row.bytesPerSec).padStart(10)}  ${row.seconds.toFixed(2)} s` +
-          `${row.daemonKb ? `  daemon peak ${fmtMiB(row.daemonKb)}, plugin peak ${fmtMiB(row.pluginKb)}` : ""}${row.errors.length ? `  ERRORS ${row.errors.join("; ")}` : ""}\n`,
+        `bench: 1 GiB ${t.id.padEnd(8)} ${r.target.padEnd(10)} ${fmtMBps(r.bytesPerSec).padStart(10)}  ${r.seconds.toFixed(2)} s` +
+          `${r.daemonKb ? `  daemon peak ${fmtMiB(r.daemonKb)} (from ${fmtMiB(r.startKb.daemon)}), plugin peak ${fmtMiB(r.pluginKb)}` : ""}${r.errors.length ? `  ERRORS ${r.errors.join("; ")}` : ""}\n`,
       );
     }
   }
-  for (const r of out) {
-    const d = out.find((x) => x.id === r.id && x.target === "direct");
+  for (const r of rows) {
+    const d = rows.find((x) => x.id === r.id && x.target === "direct");
     r.ratio = d && !r.failed ? r.bytesPerSec / d.bytesPerSec : NaN;
   }
-  const health = await fresh.health();
-  const restarted = (health?.plugins ?? []).some((p) => p.restarts > 0);
-  return { rows: out, start, fresh, restarted };
+  return { rows, names, restarted };
+}
+
+/** SIGTERM, then SIGKILL after 12 s: a service we are done with (portico stops its plugins). */
+async function stopService(svc) {
+  if (!alive(svc.proc.pid)) return;
+  const exited = once(svc.proc, "exit");
+  svc.proc.kill("SIGTERM");
+  const t = setTimeout(() => killTree(svc.proc.pid), 12_000);
+  await exited;
+  clearTimeout(t);
 }
 
 // ───────────────────────────── formatting ─────────────────────────────
@@ -1261,7 +1271,7 @@ async function main() {
     `- date: ${new Date().toISOString()}`,
     `- machine: ${cpus.length} cores (${cpus[0]?.model?.trim() ?? "unknown"}), ${(os.totalmem() / 1024 ** 3).toFixed(1)} GiB RAM, ${os.type()} ${os.release()}`,
     `- node ${process.version}, wrk ${versions.wrk}, nginx ${versions.nginx}, portico ${gitRevision()}`,
-    `- command: \`${command}\`; ${ROUNDS} rounds of ${DURATION} s per row (SSE: one stream per round), interleaved, after a ${WARMUP} s warm-up; wall time ${elapsed.toFixed(0)} s`,
+    `- command: \`${command}\`; ${ROUNDS} rounds of ${DURATION} s per row (SSE: one stream per round), interleaved, ${WARMUP ? `after a ${WARMUP} s warm-up` : "no warm-up phase"}; wall time ${elapsed.toFixed(0)} s`,
     `- shared-machine guard: waited ${(settle.waitedMs / 1000).toFixed(0)} s in total for other processes to go quiet before runs, re-ran ${settle.reruns} disturbed run(s) (budget --settle ${SETTLE} s)`,
     `- load: \`wrk -t1 -cN -dDs --latency\` for small requests and 1 MiB bodies; bench/load-client.mjs (Node, its own process) for 64 MiB bodies, SSE and WebSocket echo; all on 127.0.0.1, sharing the machine's cores with the servers`,
     "",
@@ -1294,7 +1304,7 @@ async function main() {
           "",
           gibTable(gib),
           "",
-          `- A portico v2 daemon started just for this (its RSS when ready: ${fmtMiB(gib.start.daemonKb)}; plugin ${fmtMiB(gib.start.pluginKb)}), so nothing earlier inflates its VmHWM: one 1 GiB download (GET /bytes), then, after resetting VmHWM, one 1 GiB upload (POST /count, read and discarded). The direct rows are the same transfers against the direct server, for the ratio.`,
+          `- Each portico v2 transfer goes through a daemon (and plugin) started just for it, so nothing earlier inflates its VmHWM (when ready: daemon ${gib.rows.filter((r) => r.startKb).map((r) => fmtMiB(r.startKb.daemon)).join(" and ")}, plugin ${gib.rows.filter((r) => r.startKb).map((r) => fmtMiB(r.startKb.plugin)).join(" and ")}): one 1 GiB download (GET /bytes), one 1 GiB upload (POST /count: read and discarded). The direct rows are the same transfers against the direct server (VmHWM reset first), for the ratio.`,
           "",
         ]
       : []),
@@ -1335,10 +1345,7 @@ async function main() {
     names.set(s.proc.pid, `${t.id} daemon`);
     for (const [id, pid] of s.plugins) names.set(pid, `${t.id} plugin ${id}`);
   }
-  if (gib) {
-    names.set(gib.fresh.proc.pid, "portico-v2 daemon (fresh, 1 GiB transfers)");
-    for (const [id, pid] of gib.fresh.plugins) names.set(pid, `portico-v2 plugin ${id} (fresh, 1 GiB transfers)`);
-  }
+  for (const [pid, name] of gib?.names ?? []) names.set(pid, name);
   await cleanup();
   if (profileDir) {
     const { summarizeProfiles } = await import("./profile-summary.mjs");

@@ -4,7 +4,7 @@
  */
 import { STATUS_CODES, type IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
-import { WebSocketServer, type WebSocket } from "ws";
+import type { WebSocket, WebSocketServer } from "ws";
 import { GatewayError } from "../errors.js";
 import { MAX_PAYLOAD, type Stream, WsOpcode } from "../protocol/v2.js";
 import type { Route } from "../router/index.js";
@@ -13,14 +13,23 @@ import { validateHeadV2 } from "./proxy-v2.js";
 
 /** The subprotocol the plugin chose, carried from its 101 to ws's handshake. */
 const chosenProtocol = new WeakMap<IncomingMessage, string>();
-const wss = new WebSocketServer({
-  noServer: true,
-  perMessageDeflate: false,
-  // One client message travels as one WS frame, and a frame over MAX_PAYLOAD is a protocol error
-  // that ends the plugin (and every stream on it): ws refuses bigger messages with 1009 instead.
-  maxPayload: MAX_PAYLOAD,
-  handleProtocols: (_offered, req) => chosenProtocol.get(req) ?? false,
-});
+/**
+ * Loaded on the first upgrade: `ws` pulls in https and tls, several MiB of memory a daemon that
+ * never tunnels a WebSocket has no use for.
+ */
+let wss: Promise<WebSocketServer> | undefined;
+const webSocketServer = (): Promise<WebSocketServer> =>
+  (wss ??= import("ws").then(
+    ({ WebSocketServer }) =>
+      new WebSocketServer({
+        noServer: true,
+        perMessageDeflate: false,
+        // One client message travels as one WS frame, and a frame over MAX_PAYLOAD is a protocol
+        // error that ends the plugin (and every stream on it): ws refuses bigger ones with 1009.
+        maxPayload: MAX_PAYLOAD,
+        handleProtocols: (_offered, req) => chosenProtocol.get(req) ?? false,
+      }),
+  ));
 
 /** Close codes a peer may send on the wire (RFC 6455 §7.4). */
 const sendable = (code: number) => code === 1000 || (code >= 1001 && code <= 1014 && code !== 1004 && code !== 1005 && code !== 1006) || (code >= 3000 && code <= 4999);
@@ -68,10 +77,12 @@ export function tunnelWebSocket(req: IncomingMessage, socket: Duplex, head: Buff
         if (h.status !== 101) return refuse(socket, stream, h.status, h.headers, end, opts.requestId, settle);
         const chosen = h.headers.find(([k]) => k.toLowerCase() === "sec-websocket-protocol")?.[1];
         if (chosen) chosenProtocol.set(req, chosen);
-        wss.handleUpgrade(req, socket, head, (client) => {
-          settle(101);
-          relay(client, stream);
-        });
+        void webSocketServer().then((server) =>
+          server.handleUpgrade(req, socket, head, (client) => {
+            settle(101);
+            relay(client, stream);
+          }),
+        );
       },
       onReset(code, message) {
         settle(new GatewayError(code === "gone" ? "plugin_crashed" : "plugin_reset", message ?? code));

@@ -227,12 +227,22 @@ describe("v2 session", () => {
   test("frames survive any chunking of the byte stream", () => {
     fc.assert(
       fc.property(fc.array(fc.uint8Array({ maxLength: 50 }), { maxLength: 6 }), fc.nat({ max: 7 }), (payloads, step) => {
+        // Odd frames carry END, and a DATA payload may arrive in pieces: END only on the last one.
         const wire = Buffer.concat(payloads.map((p, i) => encodeFrame(FrameType.DATA, i % 2, i + 1, Buffer.from(p))));
-        const got: Buffer[] = [];
-        const parser = new FrameParser((f) => got.push(Buffer.from(f.payload)));
+        const got = new Map<number, Buffer[]>();
+        const ends: number[] = [];
+        const parser = new FrameParser((f) => {
+          assert.ok(!ends.includes(f.stream), "nothing after END");
+          got.set(f.stream, [...(got.get(f.stream) ?? []), Buffer.from(f.payload)]);
+          if (f.flags & 1) ends.push(f.stream);
+        });
         const size = step + 1;
         for (let at = 0; at < wire.length; at += size) parser.push(wire.subarray(at, at + size));
-        assert.deepEqual(got, payloads.map((p) => Buffer.from(p)));
+        assert.deepEqual(
+          payloads.map((_, i) => Buffer.concat(got.get(i + 1) ?? [])),
+          payloads.map((p) => Buffer.from(p)),
+        );
+        assert.deepEqual(ends, payloads.map((_, i) => i + 1).filter((id) => id % 2 === 0));
       }),
     );
   });

@@ -51,7 +51,11 @@ export class ProtocolError extends Error {
   override name = "ProtocolError";
 }
 
-/** Cuts a byte stream into frames. Payloads inside one chunk are views, not copies. */
+/**
+ * Cuts a byte stream into frames. Payloads inside one chunk are views, not copies; a DATA payload
+ * that spans chunks is delivered piece by piece (END on the last piece only) instead of being
+ * copied together, since body bytes need no contiguity.
+ */
 export class FrameParser {
   #parts: Buffer[] = [];
   #size = 0;
@@ -72,7 +76,18 @@ export class FrameParser {
         this.#header = { type: h[0] as number, flags: h[1] as number, stream: h.readUInt32BE(2), length };
       }
       const { type, flags, stream, length } = this.#header;
-      if (this.#size < length) return;
+      if (this.#size < length) {
+        // Everything buffered belongs to this DATA frame: hand it on now.
+        if (type === FrameType.DATA) {
+          for (const part of this.#parts) {
+            this.#header.length -= part.length;
+            this.onFrame({ type, flags: flags & ~END, stream, payload: part });
+          }
+          this.#parts = [];
+          this.#size = 0;
+        }
+        return;
+      }
       const payload = length === 0 ? EMPTY : this.#take(length);
       this.#header = undefined;
       this.onFrame({ type, flags, stream, payload });
