@@ -15,7 +15,6 @@ export type GatewayErrorCode =
   | "bad_reply" // the plugin answered something that is not a valid HTTP reply
   | "plugin_crashed" // the plugin process died with the exchange in flight
   | "plugin_reset" // the plugin reset the stream before answering (protocol v2)
-  | "upgrade_failed" // the plugin accepted a WebSocket the client could not complete
   | "overloaded" // too many exchanges in flight for one plugin
   | "shutting_down"; // the daemon is draining
 
@@ -32,7 +31,6 @@ const STATUS: Record<GatewayErrorCode, number> = {
   bad_reply: 502,
   plugin_crashed: 502,
   plugin_reset: 502,
-  upgrade_failed: 502,
   overloaded: 503,
   shutting_down: 503,
 };
@@ -51,7 +49,6 @@ const MESSAGE: Record<GatewayErrorCode, string> = {
   bad_reply: "plugin reply malformed",
   plugin_crashed: "plugin exited before replying",
   plugin_reset: "plugin reset the request",
-  upgrade_failed: "websocket upgrade failed",
   overloaded: "plugin overloaded",
   shutting_down: "shutting down",
 };
