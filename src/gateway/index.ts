@@ -3,7 +3,7 @@
  * program mounts `portico.handler` in its own server and gets exactly what `portico serve` does.
  */
 import { randomUUID } from "node:crypto";
-import { createServer, type IncomingMessage, type Server, ServerResponse, STATUS_CODES } from "node:http";
+import { createServer, type IncomingMessage, type Server, ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { performance } from "node:perf_hooks";
@@ -17,6 +17,7 @@ import type { HttpReply } from "../protocol/v1.js";
 import { type Route, Router, DEFAULT_RESERVED_PREFIXES } from "../router/index.js";
 import { normalizeTarget, type Target } from "../target/index.js";
 import { readBody } from "./body.js";
+import { endWithResponse } from "./raw.js";
 import { forwardRequestHeaders, requestIdOf, responseHead } from "./headers.js";
 import { proxyV2, requestHasBody } from "./proxy-v2.js";
 import { tunnelWebSocket } from "./websocket.js";
@@ -207,8 +208,7 @@ export function createPortico(options: PorticoOptions = {}): Portico {
       error = err instanceof GatewayError ? err : new GatewayError("bad_reply", (err as Error)?.message, { cause: err });
       status = error.status;
       const { headers, body } = errorResponse(error);
-      const lines = [`HTTP/1.1 ${status} ${STATUS_CODES[status]}`, ...headers.map(([k, v]) => `${k}: ${v}`), `X-Request-Id: ${requestId}`, "Connection: close", "", ""];
-      if (socket.writable) socket.end(Buffer.concat([Buffer.from(lines.join("\r\n"), "latin1"), body]));
+      endWithResponse(socket, status, [...withoutLength(headers), ["X-Request-Id", requestId]], body);
     } finally {
       metrics.inFlight.dec({ plugin: route.pluginId });
       const seconds = (performance.now() - started) / 1000;
@@ -268,6 +268,9 @@ export function createPortico(options: PorticoOptions = {}): Portico {
 
   return { handler, upgrade: onUpgrade, config, router, plugins: host.plugins, metrics, log, refused, start, listen, close };
 }
+
+/** endWithResponse sets Content-Length itself. */
+const withoutLength = (headers: [string, string][]) => headers.filter(([k]) => k !== "Content-Length");
 
 /** Tells a client waiting on `Expect: 100-continue` to send its body. */
 function invite(req: IncomingMessage, res: ServerResponse): void {
@@ -340,10 +343,7 @@ function onClientError(err: NodeJS.ErrnoException, socket: Duplex, log: Logger):
     : "bad_request";
   const { status, headers, body } = errorResponse(new GatewayError(code, err.message));
   const requestId = randomUUID();
-  const lines = [`HTTP/1.1 ${status} ${STATUS_CODES[status]}`, ...headers.map(([k, v]) => `${k}: ${v}`)];
-  lines.push(`X-Request-Id: ${requestId}`, "Connection: close", "", "");
-  socket.end(Buffer.concat([Buffer.from(lines.join("\r\n"), "latin1"), body]));
-  socket.once("finish", () => socket.destroy());
+  endWithResponse(socket, status, [...withoutLength(headers), ["X-Request-Id", requestId]], body);
   log.warn({ reqId: requestId, status, err: err.code ?? err.message }, "request refused by the HTTP parser");
 }
 

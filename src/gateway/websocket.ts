@@ -2,13 +2,14 @@
  * WebSocket tunnel: portico completes the client's handshake (with `ws`) once the plugin accepted
  * the stream with 101, then relays messages both ways as WS frames, with credit like DATA.
  */
-import { STATUS_CODES, type IncomingMessage } from "node:http";
+import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import type { WebSocket, WebSocketServer } from "ws";
 import { GatewayError } from "../errors.js";
 import { MAX_PAYLOAD, type Stream, WsOpcode } from "../protocol/v2.js";
 import type { Route } from "../router/index.js";
 import { responseHead } from "./headers.js";
+import { endWithResponse } from "./raw.js";
 import { validateHeadV2 } from "./proxy-v2.js";
 
 /** The subprotocol the plugin chose, carried from its 101 to ws's handshake. */
@@ -105,12 +106,10 @@ function refuse(
   let size = 0;
   const write = () => {
     const h = responseHead(headers);
-    const body = Buffer.concat(parts, size);
-    const lines = [`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ""}`];
-    for (let i = 0; i < h.flat.length; i += 2) lines.push(`${h.flat[i]}: ${h.flat[i + 1]}`);
-    if (!h.hasRequestId) lines.push(`X-Request-Id: ${requestId}`);
-    lines.push(`Content-Length: ${body.length}`, "Connection: close", "", "");
-    socket.end(Buffer.concat([Buffer.from(lines.join("\r\n"), "latin1"), body]));
+    const pairs: [string, string][] = [];
+    for (let i = 0; i < h.flat.length; i += 2) pairs.push([h.flat[i] as string, h.flat[i + 1] as string]);
+    if (!h.hasRequestId) pairs.push(["X-Request-Id", requestId]);
+    endWithResponse(socket, status, pairs, Buffer.concat(parts, size));
     settle(status);
   };
   if (end) return write();
