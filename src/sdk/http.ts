@@ -10,18 +10,16 @@ export interface RequestHead {
   upgrade?: string;
 }
 
-export function headersOf(list: HeaderList | undefined): { headers: Headers; host: string } {
+export function headersOf(list: HeaderList | undefined): Headers {
   const headers = new Headers();
-  let host = "localhost";
   for (const [k, v] of list ?? []) {
-    if (k.length === 4 && k.toLowerCase() === "host") host = v;
     try {
       headers.append(k, v);
     } catch {
       // A header the WHATWG Headers class refuses cannot be shown to the handler.
     }
   }
-  return { headers, host };
+  return headers;
 }
 
 export function urlOf(head: RequestHead, host: string): string {

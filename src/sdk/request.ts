@@ -14,7 +14,7 @@ interface LazyState {
   head: RequestHead;
   url: string;
   headers: Headers | undefined;
-  body: ReadableStream<Uint8Array> | undefined;
+  body: ReadableStream<Uint8Array> | Uint8Array | undefined;
   /** Created on first use of `signal`. */
   controller: AbortController | undefined;
   /** Set when the exchange was cancelled before anyone asked for the signal. */
@@ -66,7 +66,7 @@ for (const key of Reflect.ownKeys(Request.prototype)) {
 Object.setPrototypeOf(LazyRequest.prototype, Request.prototype);
 
 function headersFor(head: RequestHead): Headers {
-  const { headers } = headersOf(head.headers);
+  const headers = headersOf(head.headers);
   if (head.upgrade === "websocket") {
     // portico strips hop-by-hop headers and says "upgrade" in the head instead; handlers (and
     // frameworks) look for the headers, so put them back.
@@ -105,8 +105,8 @@ export interface ExchangeRequest {
   readonly aborted: boolean;
 }
 
-/** A Request for the wire head; `body` is the request body stream, if any. */
-export function lazyRequest(head: RequestHead, body: ReadableStream<Uint8Array> | undefined): ExchangeRequest {
+/** A Request for the wire head; `body` is the request body (a stream in v2, bytes in v1), if any. */
+export function lazyRequest(head: RequestHead, body: ReadableStream<Uint8Array> | Uint8Array | undefined): ExchangeRequest {
   const host = head.headers?.find(([k]) => k.length === 4 && k.toLowerCase() === "host")?.[1] ?? "localhost";
   const state: LazyState = { head, url: urlOf(head, host), headers: undefined, body, controller: undefined, abortReason: undefined, request: undefined };
   const request = Object.create(LazyRequest.prototype) as LazyRequest;

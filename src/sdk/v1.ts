@@ -1,6 +1,7 @@
 /** nexo's v1 exchange on the plugin side: one buffered request, one buffered reply. */
-import { type HeaderList, headerList, headersOf, internalError, type RequestHead, urlOf } from "./http.js";
+import { type HeaderList, headerList, internalError, type RequestHead } from "./http.js";
 import type { Handlers } from "./index.js";
+import { lazyRequest, wholeBody } from "./request.js";
 
 interface V1Request extends RequestHead {
   body_base64?: string;
@@ -12,15 +13,10 @@ export interface V1Message {
 }
 
 export async function answerV1(handlers: Handlers, req: V1Request): Promise<{ status: number; headers: HeaderList; body_base64: string }> {
-  const { headers, host } = headersOf(req.headers);
   const hasBody = req.method !== "GET" && req.method !== "HEAD" && !!req.body_base64;
-  const request = new Request(urlOf(req, host), {
-    method: req.method,
-    headers,
-    body: hasBody ? Buffer.from(req.body_base64 as string, "base64") : undefined,
-  });
+  const { request } = lazyRequest(req, hasBody ? Buffer.from(req.body_base64 as string, "base64") : undefined);
   const response = await handlers.call(request);
-  const body = response.body ? Buffer.from(await response.arrayBuffer()) : Buffer.alloc(0);
+  const body = wholeBody(response) ?? (response.body ? Buffer.from(await response.arrayBuffer()) : Buffer.alloc(0));
   return { status: response.status, headers: headerList(response.headers), body_base64: body.toString("base64") };
 }
 
