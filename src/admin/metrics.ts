@@ -61,6 +61,18 @@ export class Metrics {
   readonly #counters = new Map<string, { inc(): void }>();
   readonly #histograms = new Map<string, { observe(v: number): void }>();
 
+  readonly #inFlight = new Map<string, { inc(): void; dec(): void }>();
+
+  exchangeStarted(plugin: string): void {
+    let g = this.#inFlight.get(plugin);
+    if (!g) this.#inFlight.set(plugin, (g = this.inFlight.labels(plugin)));
+    g.inc();
+  }
+
+  exchangeEnded(plugin: string): void {
+    this.#inFlight.get(plugin)?.dec();
+  }
+
   /** One answered request. */
   observe(plugin: string, route: string, status: number, seconds: number): void {
     const key = `${plugin}\u0000${route}`;

@@ -109,15 +109,15 @@ export function createPortico(options: PorticoOptions = {}): Portico {
       route = match.route;
       const plugin = host.get(route.pluginId);
       if (!plugin) throw new GatewayError("plugin_unavailable", `plugin ${route.pluginId} not loaded`);
-      if (plugin.status().inFlight >= config.maxInFlight) {
+      if (plugin.inFlight >= config.maxInFlight) {
         throw new GatewayError("overloaded", `${config.maxInFlight} requests in flight`, { retryAfter: 1 });
       }
-      metrics.inFlight.inc({ plugin: route.pluginId });
+      metrics.exchangeStarted(route.pluginId);
       try {
         const forward = plugin.protocol === 2 ? forwardV2 : forwardV1;
         status = await forward(req, res, plugin, route, target, requestId);
       } finally {
-        metrics.inFlight.dec({ plugin: route.pluginId });
+        metrics.exchangeEnded(route.pluginId);
       }
     } catch (err) {
       error = err instanceof GatewayError ? err : new GatewayError("bad_reply", (err as Error)?.message, { cause: err });
@@ -126,9 +126,12 @@ export function createPortico(options: PorticoOptions = {}): Portico {
       const seconds = (performance.now() - started) / 1000;
       const plugin = route?.pluginId ?? "";
       metrics.observe(plugin, route?.prefix ?? "", status, seconds);
-      const line = { reqId: requestId, method: req.method, path: req.url, plugin: plugin || undefined, status, ms: Math.round(seconds * 1e4) / 10 };
-      if (error && status >= 500) log.warn({ ...line, err: error.message }, "request failed");
-      else log.info(line, "request");
+      const failed = error !== undefined && status >= 500;
+      if (failed || log.isLevelEnabled("info")) {
+        const line = { reqId: requestId, method: req.method, path: req.url, plugin: plugin || undefined, status, ms: Math.round(seconds * 1e4) / 10 };
+        if (failed) log.warn({ ...line, err: error?.message }, "request failed");
+        else log.info(line, "request");
+      }
       if (--inFlight === 0 && idle) idle();
     }
   }
@@ -191,7 +194,7 @@ export function createPortico(options: PorticoOptions = {}): Portico {
     const route = match.route;
     let status = 0;
     let error: GatewayError | undefined;
-    metrics.inFlight.inc({ plugin: route.pluginId });
+    metrics.exchangeStarted(route.pluginId);
     try {
       const stream = plugin.open(
         {
@@ -210,7 +213,7 @@ export function createPortico(options: PorticoOptions = {}): Portico {
       const { headers, body } = errorResponse(error);
       endWithResponse(socket, status, [...withoutLength(headers), ["X-Request-Id", requestId]], body);
     } finally {
-      metrics.inFlight.dec({ plugin: route.pluginId });
+      metrics.exchangeEnded(route.pluginId);
       const seconds = (performance.now() - started) / 1000;
       metrics.observe(route.pluginId, route.prefix, status, seconds);
       const line = { reqId: requestId, method: req.method, path: req.url, plugin: route.pluginId, status, websocket: true, ms: Math.round(seconds * 1e4) / 10 };

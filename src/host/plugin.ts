@@ -146,13 +146,18 @@ export class Plugin extends EventEmitter<PluginEvents> {
     this.#child?.kill(reason);
   }
 
+  /** Exchanges in flight on the running child. */
+  get inFlight(): number {
+    return this.#child?.inFlight ?? 0;
+  }
+
   status(): PluginStatus {
     return {
       id: this.id,
       state: this.#state,
       pid: this.#state === "ready" || this.#state === "starting" ? (this.#child?.pid ?? null) : null,
       restarts: this.#restarts,
-      inFlight: this.#child?.inFlight ?? 0,
+      inFlight: this.inFlight,
       // Known only once `initialize` was answered: before that every child looks like v1.
       protocol: this.#state === "ready" || this.#state === "stopping" ? this.protocol : null,
       lastExit: this.#lastExit,
