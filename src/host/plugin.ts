@@ -196,7 +196,7 @@ export class Plugin extends EventEmitter<PluginEvents> {
     try {
       const { serverVersion } = await child.initialize();
       if (this.#child !== child || this.#state !== "starting") return;
-      this.#log.info({ pid: child.pid, serverVersion }, "plugin ready");
+      this.#log.info({ pid: child.pid, serverVersion, protocol: child.protocol }, "plugin ready");
       this.#setState("ready");
     } catch (err) {
       const exit = await child.waitExit();
