@@ -188,8 +188,11 @@ export function proxyV2(req: IncomingMessage, res: ServerResponse, stream: Strea
       }
       if (stream.closed) return; // the plugin finished without reading it all: drop the rest
       const sent = stream.sendData(chunk);
-      req.pause();
-      sent.then(() => req.resume());
+      // Backpressure: stop reading the client only while the plugin has no credit for us.
+      if (stream.blocked) {
+        req.pause();
+        sent.then(() => req.resume());
+      }
     };
     req.on("data", onData);
     req.on("end", () => {

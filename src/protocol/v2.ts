@@ -292,6 +292,7 @@ export class Stream {
   #unacked = 0;
   readonly #ackThreshold: number;
   #localEnded = false;
+  #waits = 0;
   #remoteEnded = false;
   #closed = false;
 
@@ -322,7 +323,9 @@ export class Stream {
     do {
       if (this.#closed) return;
       if (this.#credit <= 0 && chunk.length > 0) {
+        this.#waits++;
         await new Promise<void>((resolve) => this.#creditWaiters.push(resolve));
+        this.#waits--;
         continue;
       }
       const n = Math.min(chunk.length - at, this.#credit, MAX_DATA_FRAME);
@@ -333,9 +336,21 @@ export class Stream {
       const flags = end && last ? END : 0;
       this.#session.write(n > 0 ? [frameHeader(FrameType.DATA, flags, this.id, n), piece] : [frameHeader(FrameType.DATA, flags, this.id, 0)]);
       const writable = this.#session.whenWritable();
-      if (writable) await writable;
+      if (writable) {
+        this.#waits++;
+        await writable;
+        this.#waits--;
+      }
     } while (at < chunk.length);
     if (end) this.#endLocal();
+  }
+
+  /**
+   * True while a sendData waits for credit or for the transport. Checked right after calling
+   * sendData, it tells whether the bytes all went out at once, so a producer pauses only then.
+   */
+  get blocked(): boolean {
+    return this.#waits > 0;
   }
 
   /** END without more bytes. */
