@@ -132,7 +132,16 @@ async function startPortico(ctx, name, pluginsDir) {
   return svc;
 }
 
+/** nginx's binary: PORTICO_BENCH_NGINX if set (a path), else the first on PATH or in the sbin folders. */
 function findNginx() {
+  if (process.env.PORTICO_BENCH_NGINX !== undefined) {
+    try {
+      accessSync(process.env.PORTICO_BENCH_NGINX, fsConstants.X_OK);
+      return process.env.PORTICO_BENCH_NGINX;
+    } catch {
+      return undefined;
+    }
+  }
   for (const dir of [...(process.env.PATH ?? "").split(":"), "/usr/sbin", "/usr/local/sbin", "/sbin"]) {
     if (!dir) continue;
     const p = join(dir, "nginx");
@@ -704,7 +713,7 @@ function checkTools() {
     fail(
       "nginx is not installed: the benchmark compares portico with nginx reverse-proxying the same logic.\n" +
         "     Install the Debian package `nginx` (or `nginx-light`):  sudo apt-get install -y nginx-light\n" +
-        "     (or leave nginx out: --targets portico-v2,portico-v1 still needs it for the ratios, so install it)",
+        "     (or point PORTICO_BENCH_NGINX at an nginx binary)",
     );
   }
   const nv = spawnSync(nginx, ["-v"], { encoding: "utf8" });
@@ -880,9 +889,9 @@ async function waitQuiet() {
   const start = Date.now();
   let announced = false;
   while (settle.leftMs > 0) {
-    const busy = await otherBusy(200);
+    const busy = await otherBusy(100);
     if (busy < DISTURBED / 2) break;
-    settle.leftMs -= 200;
+    settle.leftMs -= 100;
     if (!announced) process.stderr.write(`bench: waiting for a quieter machine (other processes use ${fmtPct(busy)})\n`);
     announced = true;
   }
@@ -1207,10 +1216,11 @@ async function main() {
   if (!hwmResettable) process.stderr.write("bench: cannot reset VmHWM (/proc/PID/clear_refs): peak RSS is since each process started\n");
 
   const runs = active().length * ROUNDS;
-  const perRun = (p) => (p.workload.kind === "sse" ? 1.5 : DURATION + 0.5);
-  const est = active().reduce((a, p) => a + (WARMUP > 0 ? Math.min(WARMUP, perRun(p)) : 0) + ROUNDS * perRun(p), 0) + (GIB ? 15 : 0);
+  // Wall time per run: the load itself plus starting the load generator and sampling the machine.
+  const perRun = (p) => (p.workload.kind === "sse" ? 1.3 : DURATION + 0.3);
+  const est = active().reduce((a, p) => a + (WARMUP > 0 ? (p.workload.kind === "sse" ? 1.3 : WARMUP + 0.3) : 0) + ROUNDS * perRun(p), 0) + (GIB ? 15 : 0);
   process.stderr.write(
-    `bench: ${workloads.length} workloads × ${targets.length} targets, ${ROUNDS} rounds of ${DURATION} s (+${WARMUP} s warm-up each): ${runs} runs, about ${Math.ceil(est / 60)} min (+ up to ${SETTLE} s waiting for a quiet machine)\n`,
+    `bench: ${workloads.length} workloads × ${targets.length} targets, ${ROUNDS} rounds of ${DURATION} s (${WARMUP ? `+${WARMUP} s warm-up each` : "no warm-up"}): ${runs} runs, about ${(est / 60).toFixed(1)} min (+ up to ${SETTLE} s waiting for a quiet machine)\n`,
   );
   // Hard ceiling, whatever happens: the run is bounded in time.
   const budgetMs = (120 + 2 * SETTLE + 2 * est + active().length * 30) * 1000;
