@@ -96,6 +96,10 @@ export function proxyV2(req: IncomingMessage, res: ServerResponse, stream: Strea
 
     stream.handlers = {
       onHead(value, end) {
+        if (headReceived) {
+          stream.reset("error", "a second response HEAD");
+          return fail(new GatewayError("bad_reply", "a second response HEAD"));
+        }
         clearTimeout(firstByte);
         touch();
         let head: ResponseHeadV2;

@@ -323,9 +323,11 @@ export class Child {
     try {
       this.#session?.push(chunk);
     } catch (err) {
-      if (!(err instanceof ProtocolError)) throw err;
-      this.#log.error({ err: err.message }, "plugin broke protocol v2; killing it");
-      this.kill(`protocol error: ${err.message}`);
+      // Frames are handled synchronously from this 'data' event: whatever goes wrong there, a
+      // plugin's bytes must never take the daemon down. This plugin is restarted instead.
+      if (err instanceof ProtocolError) this.#log.error({ err: err.message }, "plugin broke protocol v2; killing it");
+      else this.#log.error({ err }, "failed handling the plugin's frames; killing it");
+      this.kill(`protocol error: ${(err as Error).message}`);
     }
   }
 
