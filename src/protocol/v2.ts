@@ -5,6 +5,8 @@
  * them, and both hand it bytes from and a writer to whatever carries them (stdio today).
  */
 
+import type { Writable } from "node:stream";
+
 export const FrameType = { RPC: 0, HEAD: 1, DATA: 2, WINDOW: 3, RESET: 4, WS: 5 } as const;
 export type FrameType = (typeof FrameType)[keyof typeof FrameType];
 
@@ -131,7 +133,7 @@ const EMPTY = Buffer.alloc(0);
  * one write (writev), and the writable's own backpressure signal is passed on. setImmediate, not
  * nextTick: requests arriving on many connections in one poll phase then share a system call.
  */
-export function tickWriter(out: NodeJS.WritableStream & { cork(): void; uncork(): void; destroyed?: boolean }): SessionOptions["write"] {
+export function tickWriter(out: Writable): SessionOptions["write"] {
   let corked = false;
   return (chunks) => {
     if (out.destroyed) return true;
@@ -143,11 +145,16 @@ export function tickWriter(out: NodeJS.WritableStream & { cork(): void; uncork()
         out.uncork();
       });
     }
-    let ok = true;
-    for (const c of chunks) ok = out.write(c);
-    return ok;
+    for (const c of chunks) out.write(c);
+    // Not write()'s verdict: while corked it says "wait" past 16 KiB, which a turn's worth of small
+    // responses for many streams easily is. Flow control already bounds each stream; the transport
+    // only has to stop the writers when a real backlog builds up.
+    return out.writableLength < TRANSPORT_HIGH_WATER;
   };
 }
+
+/** Bytes queued on the transport past which writers wait for 'drain'. */
+const TRANSPORT_HIGH_WATER = 1024 * 1024;
 
 export interface SessionOptions {
   /** Writes frames; returns false when the transport wants the writer to wait for `drained()`. */
