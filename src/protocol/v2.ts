@@ -49,6 +49,19 @@ export function encodeFrame(type: number, flags: number, stream: number, payload
   return out;
 }
 
+/** A frame whose payload is `value` as JSON, encoded straight into the frame's buffer. */
+export function jsonFrame(type: number, flags: number, stream: number, value: unknown): Buffer {
+  const json = JSON.stringify(value);
+  const length = Buffer.byteLength(json);
+  const out = Buffer.allocUnsafe(HEADER_BYTES + length);
+  out[0] = type;
+  out[1] = flags;
+  out.writeUInt32BE(stream, 2);
+  out.writeUInt32BE(length, 6);
+  out.write(json, HEADER_BYTES, "utf8");
+  return out;
+}
+
 export class ProtocolError extends Error {
   override name = "ProtocolError";
 }
@@ -211,7 +224,7 @@ export class Session {
   }
 
   sendRpc(msg: unknown): void {
-    this.write([encodeFrame(FrameType.RPC, 0, 0, Buffer.from(JSON.stringify(msg)))]);
+    this.write([jsonFrame(FrameType.RPC, 0, 0, msg)]);
   }
 
   /** Every open stream ends with `err` (transport closed, process died). */
@@ -320,7 +333,7 @@ export class Stream {
 
   sendHead(head: unknown, end: boolean): void {
     if (this.#closed) return;
-    this.#session.write([encodeFrame(FrameType.HEAD, end ? END : 0, this.id, Buffer.from(JSON.stringify(head)))]);
+    this.#session.write([jsonFrame(FrameType.HEAD, end ? END : 0, this.id, head)]);
     if (end) this.#endLocal();
   }
 
@@ -395,7 +408,7 @@ export class Stream {
   /** Ends the stream both ways at once and tells the peer. */
   reset(code: ResetCode, message?: string): void {
     if (this.#closed) return;
-    this.#session.write([encodeFrame(FrameType.RESET, 0, this.id, Buffer.from(JSON.stringify(message ? { code, message } : { code })))]);
+    this.#session.write([jsonFrame(FrameType.RESET, 0, this.id, message ? { code, message } : { code })]);
     this.#close();
   }
 
