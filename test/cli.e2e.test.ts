@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, before, test } from "node:test";
-import { FIXTURE, manifestText, type PluginSpec, pluginsDir, until } from "./support/portico.js";
+import { alive, FIXTURE, manifestText, type PluginSpec, pluginsDir, until } from "./support/portico.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const BIN = join(ROOT, "bin", "portico.js");
@@ -100,21 +100,6 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-/** True while `pid` is a live process; a zombie (dead, not yet reaped) counts as gone. */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ESRCH") return false;
-    throw err;
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
-  } catch {
-    return false;
-  }
-}
 
 interface Server {
   child: ChildProcess;

@@ -8,16 +8,8 @@ import { randomBytes } from "node:crypto";
 import { Agent } from "node:http";
 import { after, before, describe, test } from "node:test";
 import { header, headerAll, httpRequest, only, rawGet, rawRequest } from "./support/raw-http.js";
-import { type Running, startPortico } from "./support/portico.js";
+import { type Echo, type Running, startPortico } from "./support/portico.js";
 
-interface Echo {
-  id: string;
-  method: string;
-  path: string;
-  query: string;
-  headers: [string, string][];
-  body_base64: string;
-}
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 

@@ -6,16 +6,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { header, httpRequest, rawGet, rawRequest } from "./support/raw-http.js";
-import { type Running, startPortico } from "./support/portico.js";
+import { type Echo, type Running, startPortico } from "./support/portico.js";
 
-interface Echo {
-  id: string;
-  method: string;
-  path: string;
-  query: string;
-  headers: [string, string][];
-  body_base64: string;
-}
 
 let p: Running;
 before(async () => {

@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import type { PluginState } from "../src/index.js";
-import { FAST_SUPERVISOR, FIXTURE, type PluginSpec, type Running, startPortico, until } from "./support/portico.js";
+import { alive, FAST_SUPERVISOR, FIXTURE, type PluginSpec, type Running, startPortico, until } from "./support/portico.js";
 
 type Log = Record<string, unknown>;
 type Health = { status: string; plugins: { id: string; state: PluginState; pid: number | null; restarts: number; lastExit: string | null; prefix: string | null }[] };
@@ -29,21 +29,6 @@ async function withPortico(specs: PluginSpec[], supervisor: Partial<typeof FAST_
   }
 }
 
-/** True while `pid` is a live process; a zombie (dead, not yet reaped: PID 1 may not reap) counts as gone. */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ESRCH") return false;
-    throw err;
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
-  } catch {
-    return false; // gone between the two checks
-  }
-}
 
 function pidsIn(file: string): number[] {
   return readFileSync(file, "utf8").split("\n").filter(Boolean).map(Number);

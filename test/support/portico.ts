@@ -2,7 +2,7 @@
  * Test harness: writes real plugin folders (manifest + the raw fixture plugin) into a temp dir,
  * starts a real portico on 127.0.0.1 with an ephemeral port, and captures its log lines.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
@@ -119,4 +119,30 @@ export async function until(check: () => boolean | Promise<boolean>, timeoutMs =
     await new Promise((r) => setTimeout(r, 20));
   }
   throw new Error(`timed out waiting for ${what}`);
+}
+
+/** What the raw fixture's /echo answers: the v1 request payload it received, and its id. */
+export interface Echo {
+  id: string;
+  method: string;
+  path: string;
+  query: string;
+  headers: [string, string][];
+  body_base64: string;
+}
+
+/** True while `pid` is a live process; a zombie (dead, not yet reaped: PID 1 may not reap) counts as gone. */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ESRCH") return false;
+    throw err;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
+  } catch {
+    return false; // gone between the two checks
+  }
 }
