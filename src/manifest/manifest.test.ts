@@ -225,7 +225,7 @@ test("http: every mount_prefix rule, with a suggested fix", () => {
     ["/x?y=1", "/x"],
     ["/x#frag", "/x"],
     ["/", "/demo"],
-    ["/x/", "/x"],
+    ["/x//", "/x"],
     ["/a//b", "/a/b"],
     ["/a/./b", "/a/b"],
     ["/a/../b", "/a/b"],
@@ -238,6 +238,11 @@ test("http: every mount_prefix rule, with a suggested fix", () => {
     const p = failsAt(`${WITH_EP}[plugin.http]\nmount_prefix = "${prefix}"\n`, "plugin.http.mount_prefix");
     assert.ok(p.fix.includes(`"${suggestion}"`), `${prefix}: ${p.fix}`);
   }
+});
+
+test("http: a trailing slash, which nexo accepts, is taken off", () => {
+  assert.equal(parseManifest(`${WITH_EP}[plugin.http]\nmount_prefix = "/api/"\n`, FILE).manifest?.http?.mountPrefix, "/api");
+  assert.equal(parseManifest(`${WITH_EP}[plugin.http]\nmount_prefix = "/a/b/"\n`, FILE).manifest?.http?.mountPrefix, "/a/b");
 });
 
 test("http: timeout_seconds range and type", () => {
@@ -263,7 +268,7 @@ test("http without an entrypoint command is a problem on plugin.entrypoint.comma
 test("every problem is reported together", () => {
   const r = parseManifest(
     `[plugin]\nid = "Bad Id"\nversion = "1"\nname = 1\n[plugin.entrypoint]\nargs = [1]\nenv = { NEXO_A = "x" }\n` +
-      `[plugin.http]\nmount_prefix = "/x/"\ntimeout_seconds = 0\nmax_body_bytes = -1\n`,
+      `[plugin.http]\nmount_prefix = "/x?y"\ntimeout_seconds = 0\nmax_body_bytes = -1\n`,
     FILE,
   );
   assert.equal(r.manifest, undefined);

@@ -184,8 +184,10 @@ function checkHttp(raw: unknown, id: string | undefined, report: Report): Plugin
   } else if (typeof mp !== "string") {
     report("plugin.http.mount_prefix", mustBe("a string", mp), `set mount_prefix = ${quote(example)}`);
   } else {
-    const problem = mountPrefixProblem(mp);
-    if (problem === undefined) mountPrefix = mp;
+    // nexo accepts "/api/" and it means the same to a user as "/api": take it, without the slash.
+    const candidate = mp.length > 1 && mp.endsWith("/") && !mp.endsWith("//") ? mp.slice(0, -1) : mp;
+    const problem = mountPrefixProblem(candidate);
+    if (problem === undefined) mountPrefix = candidate;
     else report("plugin.http.mount_prefix", `${quote(mp)} ${problem}`, `set mount_prefix = ${quote(suggestMountPrefix(mp, id))}`);
   }
 
