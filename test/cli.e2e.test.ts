@@ -158,7 +158,7 @@ test("check: a bad manifest prints file, key and fix, exit 1", async () => {
 
 test("check: every problem of every file is printed; a prefix conflict counts", async () => {
   const d = dir([
-    { id: "twoproblems", manifest: '[plugin]\nid = "Bad Id"\nversion = "one"\n' },
+    { id: "twoproblems", manifest: '[plugin]\nid = "Bad Id"\nversion = 1\n' },
     { id: "first", prefix: "/same" },
     { id: "second", prefix: "/same" },
   ]);
