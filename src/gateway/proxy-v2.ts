@@ -75,15 +75,23 @@ export function proxyV2(req: IncomingMessage, res: ServerResponse, stream: Strea
       stream.reset("timeout", "no response head in time");
       fail(new GatewayError("plugin_timeout", `no response head within ${route.timeoutMs} ms`));
     }, route.timeoutMs);
-    const idle = setTimeout(() => {
+    const onIdle = () => {
       // The whole request is sent and the head is awaited: that wait is bounded by timeout_seconds
       // alone, which a route may set longer than its idle timeout (a slow first byte, then a stream).
-      if (requestEnded && status === 0) return void idle.refresh();
+      if (requestEnded && status === 0) return void idle?.refresh();
       stream.reset("timeout", "stream idle");
       // Before the plugin answered, an idle stream means the client stopped sending its body.
       fail(requestEnded ? new GatewayError("plugin_timeout", "stream idle") : new GatewayError("request_timeout", "request body stalled"));
-    }, route.idleTimeoutMs);
-    const touch = () => idle.refresh();
+    };
+    /**
+     * Armed only once something streams (a request body, a response body in more than one piece):
+     * a small exchange, over in one turn, never pays for it.
+     */
+    let idle: NodeJS.Timeout | undefined = hasBody ? setTimeout(onIdle, route.idleTimeoutMs) : undefined;
+    const touch = () => {
+      if (idle) idle.refresh();
+      else if (!done) idle = setTimeout(onIdle, route.idleTimeoutMs);
+    };
     let headReceived = false;
     /** A response head not yet written: see onHead. */
     let pending: { flat: string[]; lengthKnown: boolean } | undefined;
@@ -101,7 +109,7 @@ export function proxyV2(req: IncomingMessage, res: ServerResponse, stream: Strea
           return fail(new GatewayError("bad_reply", "a second response HEAD"));
         }
         clearTimeout(firstByte);
-        touch();
+        idle?.refresh();
         let head: ResponseHeadV2;
         try {
           head = validateHeadV2(value);
@@ -137,10 +145,11 @@ export function proxyV2(req: IncomingMessage, res: ServerResponse, stream: Strea
           if (!pending || done) return;
           writePending();
           res.flushHeaders();
+          touch();
         });
       },
       onData(chunk, end) {
-        touch();
+        if (!end || idle) touch();
         if (!headReceived || done) {
           stream.consumed(chunk.length);
           if (!headReceived) fail(new GatewayError("bad_reply", "DATA before HEAD"));
