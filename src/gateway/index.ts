@@ -334,6 +334,8 @@ function onClientError(err: NodeJS.ErrnoException, socket: Duplex, log: Logger):
   // Bytes after a request that said `Connection: close`: ignored, not answered (RFC 9112 §9.6).
   // That request's own answer is still on its way, and node closes the connection after it.
   if (err.code === "HPE_CLOSED_CONNECTION") return;
+  // The client hung up in the middle of its request: nobody to answer, nothing to report.
+  if (err.code === "HPE_INVALID_EOF_STATE") return void socket.destroy();
   const current = (socket as { _httpMessage?: ServerResponse })._httpMessage;
   if (!socket.writable || current?.headersSent || err.code === "ECONNRESET") {
     socket.destroy();

@@ -226,7 +226,9 @@ export class Plugin extends EventEmitter<PluginEvents> {
     const base = Math.min(this.#opts.restartMaxDelayMs, this.#opts.restartDelayMs * 2 ** (this.#crashes.length - 1));
     const delay = Math.round(base * (0.5 + Math.random()));
     this.#nextAttemptAt = now + delay;
-    this.#log.warn({ exit: info.reason, restartInMs: delay }, "plugin exited; restarting");
+    // Its last words on stderr say why, and at warn they are seen where info lines are not.
+    const tail = this.#child?.stderrTail().slice(-5);
+    this.#log.warn({ exit: info.reason, restartInMs: delay, stderr: tail?.length ? tail.join("\n") : undefined }, "plugin exited; restarting");
     this.#setState("restarting");
     this.#restartTimer = setTimeout(() => {
       this.#restarts++;

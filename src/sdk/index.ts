@@ -60,9 +60,13 @@ export function serve(options: ServeOptions): PluginServer {
   const handlers: Handlers = {
     async call(request) {
       try {
-        return await options.fetch(request);
+        const response = await options.fetch(request);
+        if (response instanceof Response) return response;
+        throw new TypeError(`the fetch handler returned ${response === null ? "null" : typeof response}, not a Response`);
       } catch (err) {
-        handlers.report(err, request);
+        // A handler giving up because its client went away is not a failure worth a stack trace.
+        const cancelled = (err as Error)?.name === "AbortError" && request.signal.aborted;
+        if (!cancelled) handlers.report(err, request);
         return internalError();
       }
     },
@@ -134,7 +138,9 @@ export function serve(options: ServeOptions): PluginServer {
       if (message?.reply_to && message.payload) {
         const replyTo = message.reply_to;
         const req = message.payload;
-        void track(answerV1(handlers, req).then((reply) => void writeLine(publishFrame(pluginId, replyTo, reply))));
+        void track(answerV1(handlers, req).then((reply) => void writeLine(publishFrame(pluginId, replyTo, reply)))).catch((err) =>
+          process.stderr.write(`portico-sdk: exchange failed: ${(err as Error)?.stack ?? String(err)}\n`),
+        );
       }
       return;
     }
@@ -149,7 +155,11 @@ export function serve(options: ServeOptions): PluginServer {
       recvWindow: DEFAULT_WINDOW,
       write: tickWriter(out),
       onStream(stream, head, end) {
-        void track(handleStream(handlers, stream, head as RequestHead, end));
+        // A failure here is the SDK's, not the handler's: the exchange is cut, the plugin goes on.
+        void track(handleStream(handlers, stream, head as RequestHead, end)).catch((err) => {
+          process.stderr.write(`portico-sdk: exchange failed: ${(err as Error)?.stack ?? String(err)}\n`);
+          stream.reset("error", "plugin failed");
+        });
       },
       onRpc(value) {
         const msg = value as Msg;
