@@ -206,6 +206,30 @@ describe("v2 session", () => {
     assert.equal(got, 5000);
   });
 
+  test("END waits for the bytes sent before it, even while they wait for credit", async () => {
+    let got = 0;
+    let endedAt = -1;
+    let stream!: Stream;
+    const { host } = pair((s) => {
+      stream = s;
+      s.handlers.onData = (chunk, end) => {
+        got += chunk.length;
+        if (end) endedAt = got;
+      };
+    }, 1000);
+    const s = host.open({ method: "POST", path: "/x" }, false);
+    const sent = s.sendData(Buffer.alloc(5000));
+    const ended = s.end(); // called at once, as the gateway does on the request's 'end'
+    await new Promise((r) => setImmediate(r));
+    assert.equal(endedAt, -1, "END must not overtake the bytes still waiting for credit");
+    for (let i = 0; i < 5 && endedAt < 0; i++) {
+      stream.consumed(1000);
+      await new Promise((r) => setImmediate(r));
+    }
+    await Promise.all([sent, ended]);
+    assert.equal(endedAt, 5000);
+  });
+
   test("RESET reaches the other side's handler; frames after it are ignored", async () => {
     let reset: string | undefined;
     const { host } = pair((s) => {

@@ -313,6 +313,8 @@ export class Stream {
   readonly #ackThreshold: number;
   #localEnded = false;
   #waits = 0;
+  /** The send in progress, if any: the next one waits for it. */
+  #sending: Promise<void> | undefined;
   #remoteEnded = false;
   #closed = false;
 
@@ -337,8 +339,40 @@ export class Stream {
     if (end) this.#endLocal();
   }
 
-  /** Sends body bytes in frames of at most 64 KiB as credit allows. Resolves when all are written. */
-  async sendData(chunk: Buffer, end = false): Promise<void> {
+  /**
+   * Sends body bytes in frames of at most 64 KiB as credit allows. Resolves when all are written.
+   * Sends keep the order of the calls, whatever waits for credit: END never overtakes a chunk.
+   */
+  sendData(chunk: Buffer, end = false): Promise<void> {
+    return this.#inOrder(() => this.#sendData(chunk, end));
+  }
+
+  /** One WebSocket message; counts against credit like DATA, and keeps its place like DATA. */
+  sendWs(opcode: number, payload: Buffer): Promise<void> {
+    return this.#inOrder(() => this.#sendWs(opcode, payload));
+  }
+
+  /** Runs `send` now if nothing is being sent, else after what is (counted as waiting meanwhile). */
+  #inOrder(send: () => Promise<void>): Promise<void> {
+    const previous = this.#sending;
+    let p: Promise<void>;
+    if (previous) {
+      this.#waits++;
+      p = previous.then(() => {
+        this.#waits--;
+        return send();
+      });
+    } else {
+      p = send();
+    }
+    this.#sending = p;
+    void p.then(() => {
+      if (this.#sending === p) this.#sending = undefined;
+    });
+    return p;
+  }
+
+  async #sendData(chunk: Buffer, end: boolean): Promise<void> {
     let at = 0;
     do {
       if (this.#closed) return;
@@ -378,8 +412,7 @@ export class Stream {
     return this.sendData(EMPTY, true);
   }
 
-  /** One WebSocket message; counts against credit like DATA. */
-  async sendWs(opcode: number, payload: Buffer): Promise<void> {
+  async #sendWs(opcode: number, payload: Buffer): Promise<void> {
     while (!this.#closed && this.#credit <= 0 && payload.length > 0) {
       await new Promise<void>((resolve) => this.#creditWaiters.push(resolve));
     }

@@ -97,6 +97,11 @@ function requestBody(stream: Stream) {
     { highWaterMark: 0 },
   );
   stream.handlers.onData = (chunk, end) => {
+    if (done) {
+      // Nothing may follow END; if something does anyway, it must not bring the plugin down.
+      stream.consumed(chunk.length);
+      return;
+    }
     if (discarding) {
       stream.consumed(chunk.length);
     } else if (chunk.length > 0) {
