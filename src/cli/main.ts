@@ -114,6 +114,8 @@ async function serve(args: string[]): Promise<number> {
   process.on("exit", () => {
     for (const p of portico.plugins.values()) p.kill("daemon exited");
   });
+  // A promise someone forgot to catch is a bug to log, not a reason to drop every client and plugin.
+  process.on("unhandledRejection", (err) => log.error({ err }, "unhandled promise rejection (a bug: please report it)"));
 
   await portico.start();
   let address: AddressInfo;
