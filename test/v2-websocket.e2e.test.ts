@@ -170,11 +170,11 @@ test("subprotocol: the plugin's choice is what the client gets", async () => {
   assert.equal(head.headers["sec-websocket-protocol"], undefined);
 });
 
-test("refusal: the plugin answers 403, the client gets 403 and its body", async () => {
-  const ws = new WebSocket(wsUrl("/lab/ws-refuse"));
-  const res = await within(
-    new Promise<{ status: number; body: string }>((resolve, reject) => {
-      ws.once("open", () => reject(new Error("refused upgrade opened")));
+/** The ordinary HTTP answer to an upgrade that was not accepted. */
+function refusedUpgrade(ws: WebSocket, what: string): Promise<{ status: number; body: string }> {
+  return within(
+    new Promise((resolve, reject) => {
+      ws.once("open", () => reject(new Error(`${what}: the upgrade was accepted`)));
       ws.once("unexpected-response", (_req, res: IncomingMessage) => {
         let body = "";
         res.setEncoding("utf8");
@@ -183,8 +183,13 @@ test("refusal: the plugin answers 403, the client gets 403 and its body", async 
       });
       ws.once("error", () => {});
     }),
-    "the refusal",
+    what,
   );
+}
+
+test("refusal: the plugin answers 403, the client gets 403 and its body", async () => {
+  const ws = new WebSocket(wsUrl("/lab/ws-refuse"));
+  const res = await refusedUpgrade(ws, "the refusal");
   assert.equal(res.status, 403);
   assert.equal(res.body, "no sockets for you\n");
   ws.terminate();
@@ -192,19 +197,7 @@ test("refusal: the plugin answers 403, the client gets 403 and its body", async 
 
 test("WebSocket to a v1 plugin: served as a plain request, portico stays healthy", async () => {
   const ws = new WebSocket(wsUrl("/v1/echo"));
-  const res = await within(
-    new Promise<{ status: number; body: string }>((resolve, reject) => {
-      ws.once("open", () => reject(new Error("a v1 plugin cannot accept a WebSocket")));
-      ws.once("unexpected-response", (_req, res: IncomingMessage) => {
-        let body = "";
-        res.setEncoding("utf8");
-        res.on("data", (c: string) => (body += c));
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
-      });
-      ws.once("error", () => {});
-    }),
-    "the v1 plugin's answer",
-  );
+  const res = await refusedUpgrade(ws, "the v1 plugin's answer");
   // The raw fixture's /echo answers 200 with the request it saw: an ordinary GET, Upgrade stripped.
   assert.equal(res.status, 200);
   const seen = JSON.parse(res.body) as { method: string; headers: [string, string][] };
