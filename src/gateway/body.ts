@@ -1,15 +1,17 @@
 import type { IncomingMessage } from "node:http";
 import { GatewayError } from "../errors.js";
 
+/** 413 before a byte is read (or invited with 100-continue) when Content-Length is over `limit`. */
+export function refuseDeclaredOver(req: IncomingMessage, limit: number): void {
+  const declared = req.headers["content-length"];
+  if (declared !== undefined && Number(declared) > limit) throw new GatewayError("payload_too_large", `Content-Length ${declared} > ${limit}`);
+}
+
 /**
- * The whole request body, refused with 413 as soon as it is known to exceed `limit`: from
- * Content-Length before reading a byte, or while reading a chunked body.
+ * The whole request body, refused with 413 as soon as it exceeds `limit` while it is read (a
+ * declared length is the caller's to check first, with refuseDeclaredOver).
  */
 export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  const declared = req.headers["content-length"];
-  if (declared !== undefined && Number(declared) > limit) {
-    return Promise.reject(new GatewayError("payload_too_large", `Content-Length ${declared} > ${limit}`));
-  }
   if (req.complete && req.readableLength === 0) return Promise.resolve(Buffer.alloc(0));
   return new Promise((resolve, reject) => {
     const parts: Buffer[] = [];

@@ -16,7 +16,7 @@ import type { PluginManifest } from "../manifest/index.js";
 import type { HttpReply } from "../protocol/v1.js";
 import { type Route, Router, DEFAULT_RESERVED_PREFIXES } from "../router/index.js";
 import { normalizeTarget, type Target } from "../target/index.js";
-import { readBody } from "./body.js";
+import { readBody, refuseDeclaredOver } from "./body.js";
 import { endWithResponse } from "./raw.js";
 import { forwardRequestHeaders, requestIdOf, responseHead } from "./headers.js";
 import { proxyV2, requestHasBody } from "./proxy-v2.js";
@@ -139,8 +139,7 @@ export function createPortico(options: PorticoOptions = {}): Portico {
   /** nexo's exchange: the whole body in, one buffered reply out. */
   async function forwardV1(req: IncomingMessage, res: ServerResponse, plugin: Plugin, route: Route, target: Normal, requestId: string): Promise<number> {
     const limit = route.maxBodyBytes ?? config.maxBodyBytes;
-    const declared = req.headers["content-length"];
-    if (declared !== undefined && Number(declared) > limit) throw new GatewayError("payload_too_large", `Content-Length ${declared} > ${limit}`);
+    refuseDeclaredOver(req, limit);
     invite(req, res);
     const body = await readBody(req, limit);
     const reply = await plugin.exchange(
@@ -159,8 +158,7 @@ export function createPortico(options: PorticoOptions = {}): Portico {
   /** Protocol v2: bodies streamed both ways; a limit only if the manifest sets one. */
   async function forwardV2(req: IncomingMessage, res: ServerResponse, plugin: Plugin, route: Route, target: Normal, requestId: string): Promise<number> {
     const limit = route.maxBodyBytes ?? Number.POSITIVE_INFINITY;
-    const declared = req.headers["content-length"];
-    if (declared !== undefined && Number(declared) > limit) throw new GatewayError("payload_too_large", `Content-Length ${declared} > ${limit}`);
+    refuseDeclaredOver(req, limit);
     const hasBody = requestHasBody(req);
     invite(req, res);
     const head = {

@@ -64,7 +64,8 @@ export class Child {
   #lines: LineSplitter | undefined;
   /** Set when the plugin took protocol v2. */
   #session: Session | undefined;
-  #corked = false;
+  /** v1 lines go through the same batching writer as v2 frames. */
+  #writeStdin: ((chunks: (Buffer | string)[]) => boolean) | undefined;
   #exited: ExitInfo | undefined;
   #exitWaiters: ((info: ExitInfo) => void)[] = [];
   /** Reason recorded before we kill the child ourselves, so the exit is reported truthfully. */
@@ -105,6 +106,7 @@ export class Child {
       this.#onExit({ code, signal, reason });
     });
     proc.stdin?.on("error", () => {}); // EPIPE when the child is gone; the exit handler reports it.
+    if (proc.stdin) this.#writeStdin = tickWriter(proc.stdin);
 
     const stdout = new LineSplitter(
       opts.maxFrameBytes,
@@ -266,17 +268,7 @@ export class Child {
 
   // Many exchanges written in one turn of the event loop go to the pipe as one write.
   #write(line: string): void {
-    const stdin = this.#proc.stdin;
-    if (!stdin || stdin.destroyed) return;
-    if (!this.#corked) {
-      this.#corked = true;
-      stdin.cork();
-      setImmediate(() => {
-        this.#corked = false;
-        stdin.uncork();
-      });
-    }
-    stdin.write(line);
+    this.#writeStdin?.([line]);
   }
 
   #onLine(line: Buffer): void {
@@ -304,12 +296,12 @@ export class Child {
     const accepted = (result as { portico?: { protocol?: unknown; window?: unknown } } | null)?.portico;
     if (accepted?.protocol !== 2) return;
     const window = typeof accepted.window === "number" && accepted.window > 0 ? accepted.window : DEFAULT_WINDOW;
-    const stdin = this.#proc.stdin;
-    if (!stdin) return;
+    const write = this.#writeStdin;
+    if (!write) return;
     this.#session = new Session({
       sendWindow: window,
       recvWindow: DEFAULT_WINDOW,
-      write: tickWriter(stdin),
+      write,
       onRpc: (value) => {
         const frame = classify(value);
         if (typeof frame === "string") this.#log.warn({ why: frame }, "plugin sent an RPC frame that is not JSON-RPC; ignored");

@@ -146,7 +146,7 @@ const EMPTY = Buffer.alloc(0);
  * one write (writev), and the writable's own backpressure signal is passed on. setImmediate, not
  * nextTick: requests arriving on many connections in one poll phase then share a system call.
  */
-export function tickWriter(out: Writable): SessionOptions["write"] {
+export function tickWriter(out: Writable): (chunks: (Buffer | string)[]) => boolean {
   let corked = false;
   return (chunks) => {
     if (out.destroyed) return true;

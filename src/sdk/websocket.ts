@@ -45,7 +45,7 @@ export class PluginWebSocket extends EventTarget {
   onclose: ((e: WebSocketCloseEvent) => void) | null = null;
   onerror: ((e: Event) => void) | null = null;
   readonly #stream: Stream;
-  /** Sends are queued so they keep their order while waiting for credit. */
+  /** The last send; the stream keeps their order while they wait for credit. */
   #sending: Promise<void> = Promise.resolve();
   #closeSent = false;
 
@@ -138,8 +138,9 @@ export class PluginWebSocket extends EventTarget {
     this.#queue(WsOpcode.CLOSE, payload);
   }
 
+  // The stream keeps sends in call order; the last one is kept to know when a close has gone out.
   #queue(opcode: number, bytes: Buffer): void {
-    this.#sending = this.#sending.then(() => this.#stream.sendWs(opcode, bytes));
+    this.#sending = this.#stream.sendWs(opcode, bytes);
   }
 
   #closed(code: number, reason: string, wasClean: boolean): void {
