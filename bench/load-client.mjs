@@ -95,7 +95,8 @@ async function bulk() {
           if (!echo && o.method === "POST" && answer.length < 4) answer.push(c);
         });
         res.on("end", () => {
-          if (res.statusCode !== 200) return finish(new Error(`status ${res.statusCode}: ${Buffer.concat(answer).toString("utf8").slice(0, 120)}`));
+          if (res.statusCode !== 200)
+            return finish(new Error(`status ${res.statusCode}: ${Buffer.concat(answer).toString("utf8").slice(0, 120)}`));
           if (o.method === "GET" || echo) {
             if (received !== size) return finish(new Error(`got ${received} of ${size} bytes`));
           } else if (Number(Buffer.concat(answer).toString("utf8").trim()) !== size) {

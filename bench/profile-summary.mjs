@@ -10,7 +10,7 @@ import { fileURLToPath } from "node:url";
 
 function shortUrl(url) {
   if (!url) return "";
-  let u = url.replace(/^file:\/\//, "");
+  const u = url.replace(/^file:\/\//, "");
   const nm = u.lastIndexOf("/node_modules/");
   if (nm !== -1) return u.slice(nm + "/node_modules/".length);
   const m = u.match(/\/(dist|src|examples|bench|bin)\/.*/);
@@ -91,7 +91,11 @@ export function analyze(profile, top = 15) {
     }
   }
   const busyUs = totalUs - idleUs;
-  const sorted = (m) => [...m.entries()].sort((a, b) => b[1] - a[1]).slice(0, top).map(([k, us]) => [k, us / 1000]);
+  const sorted = (m) =>
+    [...m.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, top)
+      .map(([k, us]) => [k, us / 1000]);
   return { totalMs: totalUs / 1000, busyMs: busyUs / 1000, areas: sorted(areas), selfTop: sorted(selfFn), inclTop: sorted(inclFn) };
 }
 

@@ -38,7 +38,17 @@
 // (a path, a kind and a run(ctx) that returns a Measurement) in WORKLOADS.
 import { spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
-import { accessSync, constants as fsConstants, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  accessSync,
+  existsSync,
+  constants as fsConstants,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { createServer } from "node:net";
 import os from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
@@ -84,9 +94,14 @@ const SERVICES = {
 };
 
 async function startDirectServer(ctx, name) {
-  const proc = ctx.spawnChild(name, process.execPath, [join(BENCH_DIR, "direct-server.mjs"), "--port", "0", "--host", HOST, "--prefix", "/app"], {
-    stdio: ["pipe", "pipe", "pipe"],
-  });
+  const proc = ctx.spawnChild(
+    name,
+    process.execPath,
+    [join(BENCH_DIR, "direct-server.mjs"), "--port", "0", "--host", HOST, "--prefix", "/app"],
+    {
+      stdio: ["pipe", "pipe", "pipe"],
+    },
+  );
   const port = await waitForLine(proc, /^listening (\d+)$/m, 10_000, `${name} server`).then((m) => Number(m[1]));
   return { baseUrl: `http://${HOST}:${port}`, port, proc };
 }
@@ -224,7 +239,8 @@ async function startNginx(ctx, upstream) {
   const errorLog = join(dir, "error.log");
   const proc = ctx.spawnChild("nginx", bin, ["-p", `${dir}/`, "-c", conf, "-e", errorLog], { stdio: ["ignore", "pipe", "pipe"] });
   const baseUrl = `http://${HOST}:${port}`;
-  const logTail = () => `${proc.stderrTail.join("\n")}\n${safe(() => readFileSync(errorLog, "utf8").split("\n").slice(-20).join("\n")) ?? ""}`;
+  const logTail = () =>
+    `${proc.stderrTail.join("\n")}\n${safe(() => readFileSync(errorLog, "utf8").split("\n").slice(-20).join("\n")) ?? ""}`;
   let exited;
   proc.on("exit", (code, signal) => (exited = signal ?? code));
   const deadline = Date.now() + 10_000;
@@ -333,7 +349,9 @@ const WORKLOADS = [
     run: (ctx) =>
       runWrk(ctx, {
         connections: 4,
-        lua: ['wrk.method = "POST"', `wrk.body = string.rep("x", ${MiB})`, 'wrk.headers["Content-Type"] = "application/octet-stream"'].join("\n"),
+        lua: ['wrk.method = "POST"', `wrk.body = string.rep("x", ${MiB})`, 'wrk.headers["Content-Type"] = "application/octet-stream"'].join(
+          "\n",
+        ),
       }),
   },
   {
@@ -343,7 +361,20 @@ const WORKLOADS = [
     size: 64 * MiB,
     path: `/bytes?n=${64 * MiB}`,
     check: { path: "/bytes?n=65536", expectLength: 65536 },
-    run: (ctx) => runClient(ctx, ["bulk", "--url", ctx.url, "--method", "GET", "--size", String(64 * MiB), "--duration", String(ctx.duration), "--timeout", "30"]),
+    run: (ctx) =>
+      runClient(ctx, [
+        "bulk",
+        "--url",
+        ctx.url,
+        "--method",
+        "GET",
+        "--size",
+        String(64 * MiB),
+        "--duration",
+        String(ctx.duration),
+        "--timeout",
+        "30",
+      ]),
   },
   {
     id: "post-64m-count",
@@ -352,7 +383,20 @@ const WORKLOADS = [
     size: 64 * MiB,
     path: "/count",
     check: { method: "POST", body: "y".repeat(4096), expectBody: "4096\n" },
-    run: (ctx) => runClient(ctx, ["bulk", "--url", ctx.url, "--method", "POST", "--size", String(64 * MiB), "--duration", String(ctx.duration), "--timeout", "30"]),
+    run: (ctx) =>
+      runClient(ctx, [
+        "bulk",
+        "--url",
+        ctx.url,
+        "--method",
+        "POST",
+        "--size",
+        String(64 * MiB),
+        "--duration",
+        String(ctx.duration),
+        "--timeout",
+        "30",
+      ]),
   },
   {
     id: "sse",
@@ -370,14 +414,31 @@ const WORKLOADS = [
     path: "/ws",
     check: { websocket: true },
     run: (ctx) =>
-      runClient(ctx, ["ws", "--url", ctx.url.replace(/^http/, "ws"), "--clients", String(WS_CLIENTS), "--size", String(WS_MESSAGE_BYTES), "--duration", String(ctx.duration), "--timeout", String(ctx.duration + 20)]),
+      runClient(ctx, [
+        "ws",
+        "--url",
+        ctx.url.replace(/^http/, "ws"),
+        "--clients",
+        String(WS_CLIENTS),
+        "--size",
+        String(WS_MESSAGE_BYTES),
+        "--duration",
+        String(ctx.duration),
+        "--timeout",
+        String(ctx.duration + 20),
+      ]),
   },
 ];
 
 /** The issue's targets for protocol v2, as ratios in the same run. */
 const GOALS = [
   { text: "small GETs (v2) at least as fast as the nginx path", workloads: ["get-small-c64", "get-small-c1"], vs: "nginx", min: 1.0 },
-  { text: "large bodies (v2) at least 0.7× the direct path's throughput", workloads: ["get-1m", "post-1m-echo", "get-64m", "post-64m-count"], vs: "direct", min: 0.7 },
+  {
+    text: "large bodies (v2) at least 0.7× the direct path's throughput",
+    workloads: ["get-1m", "post-1m-echo", "get-64m", "post-64m-count"],
+    vs: "direct",
+    min: 0.7,
+  },
 ];
 const RSS_GOAL_MIB = 100;
 
@@ -566,7 +627,10 @@ async function waitForLine(proc, re, timeoutMs, name) {
   let buf = "";
   proc.stdout.setEncoding("utf8");
   return new Promise((res, rej) => {
-    const timer = setTimeout(() => rej(new Error(`${name} did not start within ${timeoutMs} ms\n${proc.stderrTail.join("\n")}`)), timeoutMs);
+    const timer = setTimeout(
+      () => rej(new Error(`${name} did not start within ${timeoutMs} ms\n${proc.stderrTail.join("\n")}`)),
+      timeoutMs,
+    );
     proc.stdout.on("data", (d) => {
       buf += d;
       const m = buf.match(re);
@@ -706,7 +770,9 @@ const max = (xs) => xs.filter(Number.isFinite).reduce((a, b) => Math.max(a, b), 
 function checkTools() {
   const r = spawnSync("wrk", ["-v"], { encoding: "utf8" });
   if (r.error?.code === "ENOENT") {
-    fail("wrk is not installed: it is the load generator this benchmark uses.\n     Install the Debian package `wrk`:  sudo apt-get install -y wrk");
+    fail(
+      "wrk is not installed: it is the load generator this benchmark uses.\n     Install the Debian package `wrk`:  sudo apt-get install -y wrk",
+    );
   }
   const nginx = findNginx();
   if (!nginx) {
@@ -718,8 +784,8 @@ function checkTools() {
   }
   const nv = spawnSync(nginx, ["-v"], { encoding: "utf8" });
   return {
-    wrk: (`${r.stdout}${r.stderr}`.match(/^wrk\s+(\S+)/m)?.[1]) ?? "unknown",
-    nginx: (`${nv.stdout}${nv.stderr}`.match(/nginx\/(\S+)/)?.[1]) ?? "unknown",
+    wrk: `${r.stdout}${r.stderr}`.match(/^wrk\s+(\S+)/m)?.[1] ?? "unknown",
+    nginx: `${nv.stdout}${nv.stderr}`.match(/nginx\/(\S+)/)?.[1] ?? "unknown",
   };
 }
 
@@ -815,7 +881,17 @@ async function runClient(ctx, args) {
 }
 
 async function runSse(ctx) {
-  const m = await runClient(ctx, ["sse", "--url", ctx.url, "--events", String(SSE_EVENTS), "--interval", String(SSE_INTERVAL_MS), "--timeout", "15"]);
+  const m = await runClient(ctx, [
+    "sse",
+    "--url",
+    ctx.url,
+    "--events",
+    String(SSE_EVENTS),
+    "--interval",
+    String(SSE_INTERVAL_MS),
+    "--timeout",
+    "15",
+  ]);
   const a = m.arrivals ?? [];
   m.firstMs = a[0] ?? NaN;
   m.lastMs = a.at(-1) ?? NaN;
@@ -866,7 +942,8 @@ async function measure(pair, services, duration) {
   const procsMs = ((t1.procs - t0.procs) * 1000) / CLK_TCK;
   m.otherLoad = Number.isFinite(m.clientCpuMs) ? Math.max(0, (procsMs - oursMs - m.clientCpuMs) / ((totalTicks * 1000) / CLK_TCK)) : NaN;
   const dead = [svc.proc.pid, ...all].filter((p) => !alive(p));
-  if (dead.length) throw new Error(`${target.label}: process ${dead.join(", ")} died during ${workload.label}\n${svc.proc.stderrTail.join("\n")}`);
+  if (dead.length)
+    throw new Error(`${target.label}: process ${dead.join(", ")} died during ${workload.label}\n${svc.proc.stderrTail.join("\n")}`);
   m.failed = !(m.requests > 0) && m.errorCount > 0;
   return m;
 }
@@ -941,10 +1018,15 @@ async function sanityCheck(pair, services) {
     signal: AbortSignal.timeout(10_000),
   });
   const body = Buffer.from(await r.arrayBuffer());
-  const ok = r.status === 200 && (c.expectBody === undefined || body.toString("utf8") === c.expectBody) && (c.expectLength === undefined || body.length === c.expectLength);
+  const ok =
+    r.status === 200 &&
+    (c.expectBody === undefined || body.toString("utf8") === c.expectBody) &&
+    (c.expectLength === undefined || body.length === c.expectLength);
   if (!ok) {
     const want = c.expectBody !== undefined ? JSON.stringify(c.expectBody.slice(0, 40)) : `${c.expectLength} bytes`;
-    throw new Error(`${pair.target.label} ${method} ${url}: expected 200 ${want}, got ${r.status} ${body.length} bytes ${JSON.stringify(body.toString("utf8", 0, 200))}`);
+    throw new Error(
+      `${pair.target.label} ${method} ${url}: expected 200 ${want}, got ${r.status} ${body.length} bytes ${JSON.stringify(body.toString("utf8", 0, 200))}`,
+    );
   }
 }
 
@@ -959,7 +1041,21 @@ async function gibTransfers(ctx, services) {
     { id: "upload", label: "POST 1 GiB (/count)", method: "POST", path: "/count" },
   ];
   const transfer = (svc, prefix, t) =>
-    runClient({ duration: 0 }, ["bulk", "--url", `${svc.baseUrl}${prefix}${t.path}`, "--method", t.method, "--size", String(GiB), "--duration", "0", "--max-transfers", "1", "--timeout", "120"]);
+    runClient({ duration: 0 }, [
+      "bulk",
+      "--url",
+      `${svc.baseUrl}${prefix}${t.path}`,
+      "--method",
+      t.method,
+      "--size",
+      String(GiB),
+      "--duration",
+      "0",
+      "--max-transfers",
+      "1",
+      "--timeout",
+      "120",
+    ]);
   for (const t of transfers) {
     // A daemon started for this one transfer: nothing earlier inflates its VmHWM.
     process.stderr.write(`bench: 1 GiB ${t.id}: starting a fresh portico v2 daemon\n`);
@@ -969,7 +1065,15 @@ async function gibTransfers(ctx, services) {
     names.set(pluginPid, `portico-v2 plugin bench_v2 (fresh, 1 GiB ${t.id})`);
     const startKb = { daemon: memOf(fresh.proc.pid)?.rssKb, plugin: memOf(pluginPid)?.rssKb };
     const m = await transfer(fresh, "/v2", t);
-    const row = { ...t, target: "portico-v2", seconds: m.seconds, bytesPerSec: m.bytesPerSec, errors: m.errorList, failed: !(m.requests > 0), startKb };
+    const row = {
+      ...t,
+      target: "portico-v2",
+      seconds: m.seconds,
+      bytesPerSec: m.bytesPerSec,
+      errors: m.errorList,
+      failed: !(m.requests > 0),
+      startKb,
+    };
     row.daemonKb = hwmOf([fresh.proc.pid]);
     row.pluginKb = hwmOf(treeOf(pluginPid));
     restarted ||= ((await fresh.health())?.plugins ?? []).some((p) => p.restarts > 0);
@@ -978,7 +1082,15 @@ async function gibTransfers(ctx, services) {
     if (services.direct) {
       resetHwm([services.direct.proc.pid]);
       const d = await transfer(services.direct, "/app", t);
-      rows.push({ ...t, target: "direct", seconds: d.seconds, bytesPerSec: d.bytesPerSec, errors: d.errorList, failed: !(d.requests > 0), appKb: hwmOf([services.direct.proc.pid]) });
+      rows.push({
+        ...t,
+        target: "direct",
+        seconds: d.seconds,
+        bytesPerSec: d.bytesPerSec,
+        errors: d.errorList,
+        failed: !(d.requests > 0),
+        appKb: hwmOf([services.direct.proc.pid]),
+      });
     }
     for (const r of rows.slice(-2)) {
       process.stderr.write(
@@ -1103,7 +1215,10 @@ function sseTable(pairs) {
 
 function gibTable(gib) {
   if (!gib) return "";
-  const head = ["| transfer | through | time | MB/s | × direct | portico daemon peak RSS | plugin peak RSS | direct server peak RSS |", "|---|---|---:|---:|---:|---:|---:|---:|"];
+  const head = [
+    "| transfer | through | time | MB/s | × direct | portico daemon peak RSS | plugin peak RSS | direct server peak RSS |",
+    "|---|---|---:|---:|---:|---:|---:|---:|",
+  ];
   const lines = gib.rows.map((r) =>
     r.failed
       ? `| ${r.label} | ${r.target} | **fails**: ${escapeMd(r.errors.join("; "))} | | | | | |`
@@ -1123,7 +1238,11 @@ function goalsTable(pairs, gib) {
       const w = p.workload;
       const ratio = p.failed || base.failed ? NaN : g.vs === "nginx" ? p.summary.vsNginx : p.summary.vsDirect;
       const pass = ratio >= g.min;
-      const result = !Number.isFinite(ratio) ? "**MISS** (failed)" : pass ? "PASS" : `**MISS** (short by ${((1 - ratio / g.min) * 100).toFixed(0)}%)`;
+      const result = !Number.isFinite(ratio)
+        ? "**MISS** (failed)"
+        : pass
+          ? "PASS"
+          : `**MISS** (short by ${((1 - ratio / g.min) * 100).toFixed(0)}%)`;
       verdicts.push({ goal: g.text, workload: wid, ratio, pass });
       out.push(
         `| ${g.text} | ${w.label} | ${fmtFigure(w, p.summary.figure)} vs ${g.vs} ${fmtFigure(w, base.summary.figure)} | ${fmtRatio(ratio)} | ≥ ${g.min.toFixed(2)}× ${g.vs} | ${result} |`,
@@ -1149,7 +1268,10 @@ function gitRevision() {
   if (process.env.PORTICO_BENCH_REVISION) return process.env.PORTICO_BENCH_REVISION;
   const rev = spawnSync("git", ["rev-parse", "--short", "HEAD"], { cwd: ROOT, encoding: "utf8" }).stdout?.trim();
   if (!rev) return "unknown";
-  const dirty = spawnSync("git", ["status", "--porcelain", "--", "src", "examples", "bin", "bench"], { cwd: ROOT, encoding: "utf8" }).stdout?.trim();
+  const dirty = spawnSync("git", ["status", "--porcelain", "--", "src", "examples", "bin", "bench"], {
+    cwd: ROOT,
+    encoding: "utf8",
+  }).stdout?.trim();
   return dirty ? `${rev} (with uncommitted changes in src/examples/bin/bench)` : rev;
 }
 
@@ -1160,7 +1282,10 @@ async function main() {
   const versions = checkTools();
   const pick = (all, list, kind) => {
     if (!list) return all;
-    const ids = list.split(",").map((s) => s.trim()).filter(Boolean);
+    const ids = list
+      .split(",")
+      .map((s) => s.trim())
+      .filter(Boolean);
     for (const id of ids) if (!all.some((x) => x.id === id)) fail(`unknown ${kind} "${id}"\n\n${usage()}`);
     return all.filter((x) => ids.includes(x.id));
   };
@@ -1192,7 +1317,8 @@ async function main() {
     process.stderr.write(`bench: starting ${SERVICES[name].label}\n`);
     services[name] = await SERVICES[name].start(ctx, services);
     services[name].proc.on("exit", (code, signal) => {
-      if (!cleaningUp) process.stderr.write(`bench: ${name} exited unexpectedly (${signal ?? code})\n${services[name].proc.stderrTail.join("\n")}\n`);
+      if (!cleaningUp)
+        process.stderr.write(`bench: ${name} exited unexpectedly (${signal ?? code})\n${services[name].proc.stderrTail.join("\n")}\n`);
     });
   };
   for (const t of targets) await startService(t.service);
@@ -1200,7 +1326,8 @@ async function main() {
   // /health says which protocol each plugin speaks: the labels say it too (and it must be the one meant).
   for (const t of targets) {
     const proto = t.plugin && services[t.service]?.protocols?.get(t.plugin);
-    if (t.plugin && String(proto) !== t.id.slice(-1)) throw new Error(`${t.label}: the plugin negotiated protocol ${proto}, expected ${t.id.slice(-1)}`);
+    if (t.plugin && String(proto) !== t.id.slice(-1))
+      throw new Error(`${t.label}: the plugin negotiated protocol ${proto}, expected ${t.id.slice(-1)}`);
   }
 
   const pairs = [];
@@ -1218,7 +1345,9 @@ async function main() {
   const runs = active().length * ROUNDS;
   // Wall time per run: the load itself plus starting the load generator and sampling the machine.
   const perRun = (p) => (p.workload.kind === "sse" ? 1.3 : DURATION + 0.3);
-  const est = active().reduce((a, p) => a + (WARMUP > 0 ? (p.workload.kind === "sse" ? 1.3 : WARMUP + 0.3) : 0) + ROUNDS * perRun(p), 0) + (GIB ? 15 : 0);
+  const est =
+    active().reduce((a, p) => a + (WARMUP > 0 ? (p.workload.kind === "sse" ? 1.3 : WARMUP + 0.3) : 0) + ROUNDS * perRun(p), 0) +
+    (GIB ? 15 : 0);
   process.stderr.write(
     `bench: ${workloads.length} workloads × ${targets.length} targets, ${ROUNDS} rounds of ${DURATION} s (${WARMUP ? `+${WARMUP} s warm-up each` : "no warm-up"}): ${runs} runs, about ${(est / 60).toFixed(1)} min (+ up to ${SETTLE} s waiting for a quiet machine)\n`,
   );
@@ -1251,7 +1380,10 @@ async function main() {
         .map(([k, v]) => `${k} ${fmtCpu(v)}/req`)
         .join(", ");
       const w = p.workload;
-      const fig = w.kind === "sse" ? `first ${fmtMs(m.firstMs)} last ${fmtMs(m.lastMs)} spread ${m.spread?.toFixed(2)}` : fmtFigure(w, figureOf(w, m));
+      const fig =
+        w.kind === "sse"
+          ? `first ${fmtMs(m.firstMs)} last ${fmtMs(m.lastMs)} spread ${m.spread?.toFixed(2)}`
+          : fmtFigure(w, figureOf(w, m));
       process.stderr.write(
         `bench: round ${round}/${ROUNDS} ${w.id.padEnd(15)} ${p.target.id.padEnd(10)} ${fig.padStart(14)}  p50 ${fmtMs(m.latency.p50).padStart(8)}  p99 ${fmtMs(m.latency.p99).padStart(8)}  ${cpu}  other load ${fmtPct(m.otherLoad)}${m.errorCount ? `  ERRORS ${m.errorList.join("; ").slice(0, 200)}` : ""}\n`,
       );
@@ -1314,11 +1446,21 @@ async function main() {
           "",
           gibTable(gib),
           "",
-          `- Each portico v2 transfer goes through a daemon (and plugin) started just for it, so nothing earlier inflates its VmHWM (when ready: daemon ${gib.rows.filter((r) => r.startKb).map((r) => fmtMiB(r.startKb.daemon)).join(" and ")}, plugin ${gib.rows.filter((r) => r.startKb).map((r) => fmtMiB(r.startKb.plugin)).join(" and ")}): one 1 GiB download (GET /bytes), one 1 GiB upload (POST /count: read and discarded). The direct rows are the same transfers against the direct server (VmHWM reset first), for the ratio.`,
+          `- Each portico v2 transfer goes through a daemon (and plugin) started just for it, so nothing earlier inflates its VmHWM (when ready: daemon ${gib.rows
+            .filter((r) => r.startKb)
+            .map((r) => fmtMiB(r.startKb.daemon))
+            .join(" and ")}, plugin ${gib.rows
+            .filter((r) => r.startKb)
+            .map((r) => fmtMiB(r.startKb.plugin))
+            .join(
+              " and ",
+            )}): one 1 GiB download (GET /bytes), one 1 GiB upload (POST /count: read and discarded). The direct rows are the same transfers against the direct server (VmHWM reset first), for the ratio.`,
           "",
         ]
       : []),
-    restarts.length ? `**Warning:** plugins restarted or not ready during the run: ${escapeMd(JSON.stringify(restarts))}` : "No plugin restarted during the run.",
+    restarts.length
+      ? `**Warning:** plugins restarted or not ready during the run: ${escapeMd(JSON.stringify(restarts))}`
+      : "No plugin restarted during the run.",
     "",
   ].join("\n");
 
@@ -1339,7 +1481,14 @@ async function main() {
           rounds: ROUNDS,
           duration: DURATION,
           goals: goals.verdicts,
-          results: pairs.map((p) => ({ workload: p.workload.id, target: p.target.id, na: p.na, failed: p.failed, summary: p.summary, rounds: p.rounds })),
+          results: pairs.map((p) => ({
+            workload: p.workload.id,
+            target: p.target.id,
+            na: p.na,
+            failed: p.failed,
+            summary: p.summary,
+            rounds: p.rounds,
+          })),
           gib: gib?.rows,
         },
         null,

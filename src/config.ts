@@ -4,11 +4,11 @@
  */
 import { readFile } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
+import type { LevelWithSilent } from "pino";
 import { parse as parseToml } from "smol-toml";
 import { DEFAULT_SUPERVISOR, type SupervisorOptions } from "./host/plugin.js";
 import { LOG_LEVELS } from "./log.js";
 import { type ManifestProblem, mountPrefixProblem, suggestMountPrefix } from "./manifest/index.js";
-import type { LevelWithSilent } from "pino";
 
 export interface Listen {
   host: string;
@@ -80,7 +80,12 @@ export async function loadConfigFile(file: string): Promise<Partial<PorticoConfi
   } catch (err) {
     const e = err as { line?: number; column?: number; message: string };
     throw new ConfigError([
-      { file: path, key: "(file)", message: e.message.split("\n")[0] ?? "TOML syntax error", fix: `correct the TOML syntax at line ${e.line ?? "?"}` },
+      {
+        file: path,
+        key: "(file)",
+        message: e.message.split("\n")[0] ?? "TOML syntax error",
+        fix: `correct the TOML syntax at line ${e.line ?? "?"}`,
+      },
     ]);
   }
   return fromToml(doc, path);
@@ -167,7 +172,11 @@ function fromToml(doc: Record<string, unknown>, file: string): Partial<PorticoCo
 
   // A misspelt key would otherwise be ignored without a word, and its setting silently not apply.
   // Known keys are those read above (whether present or not).
-  for (const [prefix, t] of [["", doc], ["limits.", limits], ["supervisor.", sup]] as const) {
+  for (const [prefix, t] of [
+    ["", doc],
+    ["limits.", limits],
+    ["supervisor.", sup],
+  ] as const) {
     const known = [...read].filter((k) => k.startsWith(prefix) && !k.slice(prefix.length).includes(".")).map((k) => k.slice(prefix.length));
     for (const key of Object.keys(t)) {
       if (!read.has(`${prefix}${key}`)) bad(`${prefix}${key}`, "is not a portico setting", `remove it, or use one of ${known.join(", ")}`);

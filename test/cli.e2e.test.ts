@@ -8,8 +8,8 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { after, before, test } from "node:test";
+import { fileURLToPath } from "node:url";
 import { alive, FIXTURE, manifestText, type PluginSpec, pluginsDir, until } from "./support/portico.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -100,7 +100,6 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-
 interface Server {
   child: ChildProcess;
   /** Parsed JSON log lines so far (stdout is not a terminal: one JSON object per line). */
@@ -141,8 +140,7 @@ async function pluginPids(url: string): Promise<number[]> {
   return h.plugins.map((p) => p.pid).filter((p): p is number => typeof p === "number");
 }
 
-const BAD_PREFIX = (id: string) =>
-  manifestText({ id }).replace(`mount_prefix = "/${id}"`, 'mount_prefix = "no-leading-slash"');
+const BAD_PREFIX = (id: string) => manifestText({ id }).replace(`mount_prefix = "/${id}"`, 'mount_prefix = "no-leading-slash"');
 
 test("check: a bad manifest prints file, key and fix, exit 1", async () => {
   const d = dir([{ id: "good" }, { id: "bad", manifest: BAD_PREFIX("bad") }]);
@@ -189,7 +187,10 @@ test("routes: the table serve would build, sorted, with reserved prefixes and pl
   const r = await run(["routes", "--plugins", d]);
   assert.equal(r.code, 0, r.stderr);
   const [table, notServed] = r.stdout.split("\nnot served:\n");
-  const rows = table!.trim().split("\n").map((l) => l.split(/\s{2,}/));
+  const rows = table!
+    .trim()
+    .split("\n")
+    .map((l) => l.split(/\s{2,}/));
   assert.deepEqual(rows[0], ["PREFIX", "PLUGIN", "TIMEOUT", "MAX BODY"]);
   const body = rows.slice(1);
   const prefixes = body.map((row) => row[0]!);
@@ -212,7 +213,10 @@ test("serve: prints where it listens and what it mounted, serves, and on SIGTERM
   const port = await freePort();
   const s = await serve(["--plugins", d, "--listen", `127.0.0.1:${port}`]);
   const url = `http://127.0.0.1:${port}`;
-  assert.ok(s.lines.some((l) => l.msg === `portico listening on ${url}`), JSON.stringify(s.lines));
+  assert.ok(
+    s.lines.some((l) => l.msg === `portico listening on ${url}`),
+    JSON.stringify(s.lines),
+  );
   assert.ok(s.lines.some((l) => l.msg === "mounted /alpha → alpha (ready)"));
   assert.ok(s.lines.some((l) => l.msg === "mounted /b/eta → beta (ready)"));
   const res = await fetch(`${url}/b/eta/echo?q=1`);
@@ -223,7 +227,10 @@ test("serve: prints where it listens and what it mounted, serves, and on SIGTERM
   assert.ok(pids.every(alive));
 
   s.child.kill("SIGTERM");
-  const exit = await Promise.race([s.exited, new Promise<never>((_, rej) => setTimeout(() => rej(new Error("no exit within 10 s")), 10_000))]);
+  const exit = await Promise.race([
+    s.exited,
+    new Promise<never>((_, rej) => setTimeout(() => rej(new Error("no exit within 10 s")), 10_000)),
+  ]);
   assert.deepEqual(exit, { code: 0, signal: null }, s.stderr());
   for (const pid of pids) assert.ok(!alive(pid), `plugin ${pid} left behind`);
   assert.ok(s.lines.some((l) => l.msg === "stopped"));
@@ -234,9 +241,18 @@ test("serve: the bundled examples (what `npm start` serves) start, answer, and s
   const port = await freePort();
   const s = await serve(["--plugins", join(ROOT, "examples", "plugins"), "--listen", `127.0.0.1:${port}`]);
   const url = `http://127.0.0.1:${port}`;
-  assert.ok(s.lines.some((l) => l.msg === "mounted /hello → hello_ts (ready)"), JSON.stringify(s.lines));
-  assert.ok(s.lines.some((l) => l.msg === "mounted /py → hello_python (ready)"), JSON.stringify(s.lines));
-  for (const [path, id] of [["/hello/json?a=1", "hello_ts"], ["/py/json?a=1", "hello_python"]] as const) {
+  assert.ok(
+    s.lines.some((l) => l.msg === "mounted /hello → hello_ts (ready)"),
+    JSON.stringify(s.lines),
+  );
+  assert.ok(
+    s.lines.some((l) => l.msg === "mounted /py → hello_python (ready)"),
+    JSON.stringify(s.lines),
+  );
+  for (const [path, id] of [
+    ["/hello/json?a=1", "hello_ts"],
+    ["/py/json?a=1", "hello_python"],
+  ] as const) {
     const res = await fetch(url + path);
     assert.equal(res.status, 200, `${path}: ${JSON.stringify(s.lines.filter((l) => l.level !== 30))}`);
     assert.equal(((await res.json()) as { plugin: string }).plugin, id);
@@ -244,7 +260,10 @@ test("serve: the bundled examples (what `npm start` serves) start, answer, and s
   const pids = await pluginPids(url); // hello_ts, hello_python and whatever examples were added since
   assert.ok(pids.length >= 2);
   s.child.kill("SIGTERM");
-  const exit = await Promise.race([s.exited, new Promise<never>((_, rej) => setTimeout(() => rej(new Error("no exit within 15 s")), 15_000))]);
+  const exit = await Promise.race([
+    s.exited,
+    new Promise<never>((_, rej) => setTimeout(() => rej(new Error("no exit within 15 s")), 15_000)),
+  ]);
   assert.deepEqual(exit, { code: 0, signal: null }, s.stderr());
   for (const pid of pids) assert.ok(!alive(pid), `plugin ${pid} left behind`);
 });
@@ -270,7 +289,10 @@ test("serve: SIGINT too, killing a plugin that ignores shutdown (and its helper)
   assert.ok(alive(helper));
 
   s.child.kill("SIGINT");
-  const exit = await Promise.race([s.exited, new Promise<never>((_, rej) => setTimeout(() => rej(new Error("no exit within 10 s")), 10_000))]);
+  const exit = await Promise.race([
+    s.exited,
+    new Promise<never>((_, rej) => setTimeout(() => rej(new Error("no exit within 10 s")), 10_000)),
+  ]);
   assert.deepEqual(exit, { code: 0, signal: null }, s.stderr());
   for (const pid of pids) assert.ok(!alive(pid), `plugin ${pid} left behind`);
   await until(() => !alive(helper), 3000, "the stubborn plugin's helper to be gone");
@@ -344,12 +366,23 @@ max_body_bytes = 1024
 
   // And the file's log level applies when no flag says otherwise: no info lines at all.
   const quietPort = await freePort();
-  const quiet = spawn(process.execPath, [BIN, "serve", "--config", file, "--listen", `127.0.0.1:${quietPort}`], { cwd, stdio: ["ignore", "pipe", "pipe"] });
+  const quiet = spawn(process.execPath, [BIN, "serve", "--config", file, "--listen", `127.0.0.1:${quietPort}`], {
+    cwd,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   running.add(quiet);
   let out = "";
   quiet.stdout!.on("data", (c) => (out += c));
   const quietExit = new Promise((r) => quiet.on("close", r));
-  await until(async () => (await fetch(`http://127.0.0.1:${quietPort}/health`).then((r) => r.ok, () => false)), 15_000, "quiet portico up");
+  await until(
+    async () =>
+      await fetch(`http://127.0.0.1:${quietPort}/health`).then(
+        (r) => r.ok,
+        () => false,
+      ),
+    15_000,
+    "quiet portico up",
+  );
   quiet.kill("SIGTERM");
   await quietExit;
   running.delete(quiet);
@@ -380,7 +413,7 @@ test("a bad config file: exit 2, naming the file and the key", async () => {
   const cases: [string, RegExp][] = [
     ['[limits]\ntimeout_seconds = "soon"\n', /limits\.timeout_seconds/],
     ["listen = 8080\n", /\blisten\b.*fix:/],
-    ['[supervisor]\nmax_crashes = 0\n', /supervisor\.max_crashes/],
+    ["[supervisor]\nmax_crashes = 0\n", /supervisor\.max_crashes/],
     ['reserved_prefixes = ["internal"]\n', /reserved_prefixes.*"internal".*fix: .*"\/internal"/],
     ['lsiten = "127.0.0.1:9"\n', /\blsiten\b.*not a portico setting.*listen/],
     ["[limits\n", /fix: correct the TOML syntax/],
@@ -389,7 +422,10 @@ test("a bad config file: exit 2, naming the file and the key", async () => {
     const file = join(cwd, "bad.toml");
     writeFileSync(file, text);
     const d = dir([{ id: "alpha" }]);
-    for (const command of [["routes", "--plugins", d], ["serve", "--plugins", d, "--listen", "127.0.0.1:0"]]) {
+    for (const command of [
+      ["routes", "--plugins", d],
+      ["serve", "--plugins", d, "--listen", "127.0.0.1:0"],
+    ]) {
       const r = await run([...command, "--config", file]);
       assert.equal(r.code, 2, `${command[0]} with ${JSON.stringify(text)}: ${r.stdout}${r.stderr}`);
       assert.ok(r.stderr.includes(file), r.stderr);
@@ -402,7 +438,14 @@ test("a bad config file: exit 2, naming the file and the key", async () => {
 });
 
 test("usage errors: unknown command, unknown flag, bad --listen or --log-level: exit 2 with usage", async () => {
-  for (const args of [["frobnicate"], ["serve", "--bogus"], ["serve", "--listen", "nowhere"], ["routes", "--log-level", "loud"], ["check"], []]) {
+  for (const args of [
+    ["frobnicate"],
+    ["serve", "--bogus"],
+    ["serve", "--listen", "nowhere"],
+    ["routes", "--log-level", "loud"],
+    ["check"],
+    [],
+  ]) {
     const r = await run(args);
     assert.equal(r.code, 2, `${args.join(" ")}: ${r.stdout}${r.stderr}`);
     assert.match(r.stdout + r.stderr, /usage:\n\s+portico serve/);

@@ -27,7 +27,12 @@ interface RawResponse {
  * Writes `raw` (in one write, or in the given pieces) and reads until the server closes or goes
  * quiet. `heads` lists which responses (by position) answer a HEAD, so carry no body.
  */
-async function send(raw: string | string[], quietMs = 400, maxMs = 5000, heads: number[] = []): Promise<{ responses: RawResponse[]; closed: boolean; rest: Buffer }> {
+async function send(
+  raw: string | string[],
+  quietMs = 400,
+  maxMs = 5000,
+  heads: number[] = [],
+): Promise<{ responses: RawResponse[]; closed: boolean; rest: Buffer }> {
   const socket = connect(p.port, "127.0.0.1");
   socket.on("error", () => {}); // a reset is a closed connection, which the caller sees
   await new Promise<void>((resolve, reject) => {
@@ -109,21 +114,60 @@ const SMUGGLED = (name: string) => `GET /alpha/smuggled-${name} HTTP/1.1\r\nHost
 
 // [name, raw bytes]; the first request is for /alpha/attack-<name>, the hidden one /alpha/smuggled-<name>.
 const ATTACKS: [string, string][] = [
-  ["cl-then-te", `POST /alpha/attack-cl-then-te HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n${SMUGGLED("cl-then-te")}`],
-  ["te-then-cl", `POST /alpha/attack-te-then-cl HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 60\r\n\r\n0\r\n\r\n${SMUGGLED("te-then-cl")}`],
-  ["cl-dup-same", `POST /alpha/attack-cl-dup-same HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc${SMUGGLED("cl-dup-same")}`],
-  ["cl-dup-diff", `POST /alpha/attack-cl-dup-diff HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 60\r\n\r\nabc${SMUGGLED("cl-dup-diff")}`],
+  [
+    "cl-then-te",
+    `POST /alpha/attack-cl-then-te HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n${SMUGGLED("cl-then-te")}`,
+  ],
+  [
+    "te-then-cl",
+    `POST /alpha/attack-te-then-cl HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 60\r\n\r\n0\r\n\r\n${SMUGGLED("te-then-cl")}`,
+  ],
+  [
+    "cl-dup-same",
+    `POST /alpha/attack-cl-dup-same HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc${SMUGGLED("cl-dup-same")}`,
+  ],
+  [
+    "cl-dup-diff",
+    `POST /alpha/attack-cl-dup-diff HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 60\r\n\r\nabc${SMUGGLED("cl-dup-diff")}`,
+  ],
   ["cl-list", `POST /alpha/attack-cl-list HTTP/1.1\r\nHost: x\r\nContent-Length: 3, 3\r\n\r\nabc${SMUGGLED("cl-list")}`],
-  ["chunk-size-invalid", `POST /alpha/attack-chunk-size-invalid HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n${SMUGGLED("chunk-size-invalid")}`],
-  ["chunk-size-negative", `POST /alpha/attack-chunk-size-negative HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n-3\r\nabc\r\n0\r\n\r\n${SMUGGLED("chunk-size-negative")}`],
-  ["chunk-size-overflow", `POST /alpha/attack-chunk-size-overflow HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1000000000000000003\r\nabc\r\n0\r\n\r\n${SMUGGLED("chunk-size-overflow")}`],
-  ["chunk-bare-lf", `POST /alpha/attack-chunk-bare-lf HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\nabc\r\n0\r\n\r\n${SMUGGLED("chunk-bare-lf")}`],
-  ["te-not-chunked-last", `POST /alpha/attack-te-not-chunked-last HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n${SMUGGLED("te-not-chunked-last")}`],
-  ["te-unknown", `POST /alpha/attack-te-unknown HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n${SMUGGLED("te-unknown")}`],
+  [
+    "chunk-size-invalid",
+    `POST /alpha/attack-chunk-size-invalid HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n${SMUGGLED("chunk-size-invalid")}`,
+  ],
+  [
+    "chunk-size-negative",
+    `POST /alpha/attack-chunk-size-negative HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n-3\r\nabc\r\n0\r\n\r\n${SMUGGLED("chunk-size-negative")}`,
+  ],
+  [
+    "chunk-size-overflow",
+    `POST /alpha/attack-chunk-size-overflow HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1000000000000000003\r\nabc\r\n0\r\n\r\n${SMUGGLED("chunk-size-overflow")}`,
+  ],
+  [
+    "chunk-bare-lf",
+    `POST /alpha/attack-chunk-bare-lf HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\nabc\r\n0\r\n\r\n${SMUGGLED("chunk-bare-lf")}`,
+  ],
+  [
+    "te-not-chunked-last",
+    `POST /alpha/attack-te-not-chunked-last HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n${SMUGGLED("te-not-chunked-last")}`,
+  ],
+  [
+    "te-unknown",
+    `POST /alpha/attack-te-unknown HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n${SMUGGLED("te-unknown")}`,
+  ],
   ["obs-fold", `GET /alpha/attack-obs-fold HTTP/1.1\r\nHost: x\r\nX-Folded: a\r\n b\r\n\r\n${SMUGGLED("obs-fold")}`],
-  ["obs-fold-te", `POST /alpha/attack-obs-fold-te HTTP/1.1\r\nHost: x\r\nTransfer-Encoding:\r\n chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n${SMUGGLED("obs-fold-te")}`],
-  ["space-before-colon", `GET /alpha/attack-space-before-colon HTTP/1.1\r\nHost: x\r\nX-Spaced : a\r\n\r\n${SMUGGLED("space-before-colon")}`],
-  ["space-before-colon-te", `POST /alpha/attack-space-before-colon-te HTTP/1.1\r\nHost: x\r\nTransfer-Encoding : chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n${SMUGGLED("space-before-colon-te")}`],
+  [
+    "obs-fold-te",
+    `POST /alpha/attack-obs-fold-te HTTP/1.1\r\nHost: x\r\nTransfer-Encoding:\r\n chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n${SMUGGLED("obs-fold-te")}`,
+  ],
+  [
+    "space-before-colon",
+    `GET /alpha/attack-space-before-colon HTTP/1.1\r\nHost: x\r\nX-Spaced : a\r\n\r\n${SMUGGLED("space-before-colon")}`,
+  ],
+  [
+    "space-before-colon-te",
+    `POST /alpha/attack-space-before-colon-te HTTP/1.1\r\nHost: x\r\nTransfer-Encoding : chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n${SMUGGLED("space-before-colon-te")}`,
+  ],
   ["request-line-bare-lf", `GET /alpha/attack-request-line-bare-lf HTTP/1.1\nHost: x\r\n\r\n${SMUGGLED("request-line-bare-lf")}`],
   ["request-line-bare-cr", `GET /alpha/attack-request-line-bare-cr HTTP/1.1\rHost: x\r\n\r\n${SMUGGLED("request-line-bare-cr")}`],
   ["header-bare-lf", `GET /alpha/attack-header-bare-lf HTTP/1.1\r\nHost: x\nX-A: 1\r\n\r\n${SMUGGLED("header-bare-lf")}`],
@@ -146,18 +190,18 @@ for (const [name, raw] of ATTACKS) {
   });
 }
 
-test(
-  "two Host headers: 400 (RFC 9112 §3.2)",
-  async () => {
-    const { responses } = await send(`GET /alpha/attack-two-hosts HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\n\r\n`);
-    assert.equal(responses[0]?.status, 400);
-    assert.ok(!(await seen()).includes("/alpha/attack-two-hosts"));
-  },
-);
+test("two Host headers: 400 (RFC 9112 §3.2)", async () => {
+  const { responses } = await send(`GET /alpha/attack-two-hosts HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\n\r\n`);
+  assert.equal(responses[0]?.status, 400);
+  assert.ok(!(await seen()).includes("/alpha/attack-two-hosts"));
+});
 
 test("no smuggled request at all reached the plugin (whole run)", async () => {
   const paths = await seen();
-  assert.deepEqual(paths.filter((x) => x.includes("smuggled") || x.includes("attack-")), []);
+  assert.deepEqual(
+    paths.filter((x) => x.includes("smuggled") || x.includes("attack-")),
+    [],
+  );
 });
 
 test("a body that looks like a request is only a body", async () => {
@@ -171,20 +215,34 @@ test("a body that looks like a request is only a body", async () => {
   assert.equal(Buffer.from(echoed.body_base64, "base64").toString("latin1"), hidden);
 
   // Chunked, to a plugin.
-  const chunked = await send(`POST /alpha/echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n${body.length.toString(16)}\r\n${hidden}\r\n0\r\n\r\n`);
-  assert.deepEqual(chunked.responses.map((r) => r.status), [200]);
+  const chunked = await send(
+    `POST /alpha/echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n${body.length.toString(16)}\r\n${hidden}\r\n0\r\n\r\n`,
+  );
+  assert.deepEqual(
+    chunked.responses.map((r) => r.status),
+    [200],
+  );
 
   // To no route (404), and to a route whose limit it exceeds (413): portico answers without reading
   // the body through a plugin, and the body must still not be parsed as the next request.
   const notFound = await send(`POST /nowhere HTTP/1.1\r\nHost: x\r\nContent-Length: ${body.length}\r\n\r\n${hidden}`);
-  assert.deepEqual(notFound.responses.map((r) => r.status), [404]);
+  assert.deepEqual(
+    notFound.responses.map((r) => r.status),
+    [404],
+  );
   const tooLarge = await send(`POST /small/echo HTTP/1.1\r\nHost: x\r\nContent-Length: ${body.length}\r\n\r\n${hidden}`);
-  assert.deepEqual(tooLarge.responses.map((r) => r.status), [413]);
+  assert.deepEqual(
+    tooLarge.responses.map((r) => r.status),
+    [413],
+  );
   const tooLargeChunked = await send([
     `POST /small/echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n`,
     `${body.length.toString(16)}\r\n${hidden}\r\n0\r\n\r\n`,
   ]);
-  assert.deepEqual(tooLargeChunked.responses.map((r) => r.status), [413]);
+  assert.deepEqual(
+    tooLargeChunked.responses.map((r) => r.status),
+    [413],
+  );
 
   assert.ok(!(await seen()).includes("/alpha/smuggled-in-body"));
 });
@@ -202,7 +260,10 @@ test("pipelined requests on one socket are each answered, in order", async () =>
     `GET /alpha/echo?n=7 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`;
   const { responses, closed, rest } = await send(raw, 2000, 10_000, [5]);
   assert.equal(rest.length, 0, `trailing bytes: ${rest.toString("latin1")}`);
-  assert.deepEqual(responses.map((r) => r.status), [200, 200, 200, 200, 404, 200, 200]);
+  assert.deepEqual(
+    responses.map((r) => r.status),
+    [200, 200, 200, 200, 404, 200, 200],
+  );
   const json = (i: number) => JSON.parse(responses[i]!.body.toString()) as Record<string, unknown>;
   assert.equal(json(0).query, "n=1");
   assert.equal(json(0).slept, 300);

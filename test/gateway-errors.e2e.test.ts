@@ -5,8 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { header, httpRequest, rawGet, rawRequest } from "./support/raw-http.js";
 import { FAST_SUPERVISOR, type Running, startPortico, until } from "./support/portico.js";
+import { header, httpRequest, rawGet, rawRequest } from "./support/raw-http.js";
 
 const JSON_TYPE = "application/json; charset=utf-8";
 
@@ -98,7 +98,19 @@ describe("error statuses and bodies", { timeout: 30_000 }, () => {
 
   test("malformed replies: 502 Bad Gateway with the seed's body, for each kind", async () => {
     // Through the 0.5 s route: a malformed reply mistaken for no reply would show as a 504.
-    for (const kind of ["status", "status-low", "status-string", "header-name", "header-value", "headers-shape", "base64", "no-status", "payload", "no-event", "event-string"]) {
+    for (const kind of [
+      "status",
+      "status-low",
+      "status-string",
+      "header-name",
+      "header-value",
+      "headers-shape",
+      "base64",
+      "no-status",
+      "payload",
+      "no-event",
+      "event-string",
+    ]) {
       const res = await httpRequest(`${p.url}/slow/bad/${kind}`);
       assert.equal(res.status, 502, kind);
       assert.equal(res.statusMessage, "Bad Gateway", kind);
@@ -161,7 +173,7 @@ describe("error statuses and bodies", { timeout: 30_000 }, () => {
     assert.equal(res.body.toString(), '{"error":"request body too large"}');
     assert.equal(closed, true, "the rest of the body is not read: the connection is closed");
     // A chunked body within the limit still passes.
-    const okRes = await rawRequest(p.port, head + chunk(512) + chunk(512) + "0\r\n\r\n");
+    const okRes = await rawRequest(p.port, `${head + chunk(512) + chunk(512)}0\r\n\r\n`);
     assert.equal(okRes.responses[0]?.status, 200);
     // Healthy afterwards: the plugin never saw the oversized requests and everything answers.
     assert.equal((await health(p)).plugins.find((x) => x.id === "small")?.state, "ready");
@@ -194,7 +206,10 @@ describe("reply shapes and stdout noise", { timeout: 30_000 }, () => {
     assert.ok(lines.includes("this is not json"), JSON.stringify(lines));
     assert.ok(lines.includes("[1,2,3]"), JSON.stringify(lines));
     assert.ok(lines.includes('{"jsonrpc":"1.0"}'), JSON.stringify(lines));
-    assert.ok(fresh().every((l) => Number(l.level) >= 40), "logged as warnings");
+    assert.ok(
+      fresh().every((l) => Number(l.level) >= 40),
+      "logged as warnings",
+    );
     assert.equal(p.portico.plugins.get("alpha")?.state, "ready");
   });
 

@@ -7,9 +7,8 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { Agent } from "node:http";
 import { after, before, describe, test } from "node:test";
-import { header, headerAll, httpRequest, only, rawGet, rawRequest } from "./support/raw-http.js";
 import { type Echo, type Running, startPortico } from "./support/portico.js";
-
+import { header, headerAll, httpRequest, only, rawGet, rawRequest } from "./support/raw-http.js";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -118,7 +117,10 @@ describe("the v1 request payload the plugin receives", { timeout: 30_000 }, () =
     const all = Buffer.concat(parts);
     assert.ok(Buffer.from(echo.body_base64, "base64").equals(all));
     assert.ok(!names(echo.headers).includes("transfer-encoding"));
-    assert.deepEqual(echo.headers.filter(([k]) => k.toLowerCase() === "content-length"), [["Content-Length", String(all.length)]]);
+    assert.deepEqual(
+      echo.headers.filter(([k]) => k.toLowerCase() === "content-length"),
+      [["Content-Length", String(all.length)]],
+    );
   });
 });
 
@@ -147,7 +149,19 @@ describe("request headers at the proxy boundary", { timeout: 30_000 }, () => {
     assert.equal(res.status, 200);
     const echo = parseEcho(res.body);
     const seen = names(echo.headers);
-    for (const h of ["connection", "keep-alive", "te", "trailer", "upgrade", "proxy-authorization", "proxy-connection", "x-private", "x-other-private", "x-third", "transfer-encoding"]) {
+    for (const h of [
+      "connection",
+      "keep-alive",
+      "te",
+      "trailer",
+      "upgrade",
+      "proxy-authorization",
+      "proxy-connection",
+      "x-private",
+      "x-other-private",
+      "x-third",
+      "transfer-encoding",
+    ]) {
       assert.ok(!seen.includes(h), `${h} must not reach the plugin: ${JSON.stringify(echo.headers)}`);
     }
     assert.deepEqual(echo.headers.slice(0, 3), [
@@ -172,7 +186,11 @@ describe("request headers at the proxy boundary", { timeout: 30_000 }, () => {
     const res = responses[0];
     assert.ok(res);
     const echo = parseEcho(res.body);
-    assert.deepEqual(echo.headers, [["Host", "127.0.0.1"], ...forwarded(p.port, "127.0.0.1"), ["X-Request-Id", header(res, "x-request-id") as string]]);
+    assert.deepEqual(echo.headers, [
+      ["Host", "127.0.0.1"],
+      ...forwarded(p.port, "127.0.0.1"),
+      ["X-Request-Id", header(res, "x-request-id") as string],
+    ]);
   });
 
   test("with trustProxy, the client's X-Forwarded-* are kept and its For chain is appended to", async () => {
@@ -213,13 +231,24 @@ describe("request headers at the proxy boundary", { timeout: 30_000 }, () => {
     }
     // A 400 is the connection's last answer: a request pipelined behind it is not served, and
     // never reaches the plugin.
-    for (const [i, first] of ["GET /alpha/echo HTTP/1.1\r\n\r\n", rawGet("/alpha/..%2Fecho"), "GET /alpha/echo HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"].entries()) {
+    for (const [i, first] of [
+      "GET /alpha/echo HTTP/1.1\r\n\r\n",
+      rawGet("/alpha/..%2Fecho"),
+      "GET /alpha/echo HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+    ].entries()) {
       const result = await rawRequest(p.port, first + rawGet(`/alpha/smuggled-${i}`), { count: 2, waitClose: true, timeoutMs: 3000 });
-      assert.deepEqual(result.responses.map((r) => r.status), [400], `case ${i}`);
+      assert.deepEqual(
+        result.responses.map((r) => r.status),
+        [400],
+        `case ${i}`,
+      );
       assert.equal(result.closed, true, `case ${i}`);
     }
     const seen = (await (await fetch(`${p.url}/alpha/seen`)).json()) as { paths: string[] };
-    assert.deepEqual(seen.paths.filter((x) => x.includes("smuggled")), []);
+    assert.deepEqual(
+      seen.paths.filter((x) => x.includes("smuggled")),
+      [],
+    );
 
     const old = await rawRequest(p.port, "GET /alpha/echo HTTP/1.0\r\n\r\n", { waitClose: true });
     const res = only(old);
@@ -234,9 +263,12 @@ describe("request headers at the proxy boundary", { timeout: 30_000 }, () => {
     const good = "Req-123.abc_DEF:456";
     const ok = await httpRequest(`${p.url}/alpha/echo`, { headers: { "X-Request-Id": good } });
     assert.equal(ok.headers["x-request-id"], good);
-    assert.deepEqual(parseEcho(ok.body).headers.filter(([k]) => k.toLowerCase() === "x-request-id"), [["X-Request-Id", good]]);
+    assert.deepEqual(
+      parseEcho(ok.body).headers.filter(([k]) => k.toLowerCase() === "x-request-id"),
+      [["X-Request-Id", good]],
+    );
 
-    for (const bad of ["has spaces in it", "a".repeat(129), "semi;colon", "quote\"d", "ünïcode"]) {
+    for (const bad of ["has spaces in it", "a".repeat(129), "semi;colon", 'quote"d', "ünïcode"]) {
       const res = await rawRequest(p.port, Buffer.from(rawGet("/alpha/echo", [`X-Request-Id: ${bad}`]), "utf8"));
       const r = res.responses[0];
       assert.ok(r);
@@ -271,7 +303,16 @@ describe("request headers at the proxy boundary", { timeout: 30_000 }, () => {
   });
 
   test("every response carries X-Request-Id: plugin replies, 204s, errors, the daemon's own", async () => {
-    for (const path of ["/alpha/echo", "/alpha/status/204", "/alpha/status/500", "/nowhere", "/health", "/metrics", "/admin/x", "/alpha/bad/status"]) {
+    for (const path of [
+      "/alpha/echo",
+      "/alpha/status/204",
+      "/alpha/status/500",
+      "/nowhere",
+      "/health",
+      "/metrics",
+      "/admin/x",
+      "/alpha/bad/status",
+    ]) {
       const id = `id-${path.replace(/\W/g, "")}`;
       const res = await httpRequest(`${p.url}${path}`, { headers: { "x-request-id": id } });
       assert.equal(res.headers["x-request-id"], id, path);
@@ -322,27 +363,33 @@ describe("reply headers and framing", { timeout: 30_000 }, () => {
     const { responses } = await rawRequest(
       p.port,
       rawGet(
-        replyTarget(200, [
-          ["Connection", "X-First"],
-          ["Vary", "Accept"],
-          ["X-First", "hop"],
-          ["connection", "x-second, close"],
-          ["X-Second", "hop"],
-          ["Proxy-Authenticate", "Basic"],
-          ["Proxy-Connection", "keep-alive"],
-          ["Upgrade", "h2c"],
-          ["Trailer", "X-T"],
-          ["TE", "trailers"],
-          ["Vary", "Accept-Encoding"],
-          ["X-Empty", ""],
-          ["X-Latin1", "caf\u00e9"],
-        ], "body"),
+        replyTarget(
+          200,
+          [
+            ["Connection", "X-First"],
+            ["Vary", "Accept"],
+            ["X-First", "hop"],
+            ["connection", "x-second, close"],
+            ["X-Second", "hop"],
+            ["Proxy-Authenticate", "Basic"],
+            ["Proxy-Connection", "keep-alive"],
+            ["Upgrade", "h2c"],
+            ["Trailer", "X-T"],
+            ["TE", "trailers"],
+            ["Vary", "Accept-Encoding"],
+            ["X-Empty", ""],
+            ["X-Latin1", "caf\u00e9"],
+          ],
+          "body",
+        ),
       ),
     );
     const res = responses[0];
     assert.ok(res);
     assert.equal(res.status, 200);
-    const own = res.headers.filter(([k]) => !["date", "connection", "keep-alive", "x-request-id", "content-length"].includes(k.toLowerCase()));
+    const own = res.headers.filter(
+      ([k]) => !["date", "connection", "keep-alive", "x-request-id", "content-length"].includes(k.toLowerCase()),
+    );
     assert.deepEqual(own, [
       ["Vary", "Accept"],
       ["Vary", "Accept-Encoding"],
@@ -412,7 +459,17 @@ describe("reply headers and framing", { timeout: 30_000 }, () => {
   });
 
   test("plugin statuses pass through with their reason phrases", async () => {
-    for (const [status, reason] of [[200, "OK"], [201, "Created"], [202, "Accepted"], [301, "Moved Permanently"], [400, "Bad Request"], [418, "I'm a Teapot"], [500, "Internal Server Error"], [503, "Service Unavailable"], [599, undefined]] as const) {
+    for (const [status, reason] of [
+      [200, "OK"],
+      [201, "Created"],
+      [202, "Accepted"],
+      [301, "Moved Permanently"],
+      [400, "Bad Request"],
+      [418, "I'm a Teapot"],
+      [500, "Internal Server Error"],
+      [503, "Service Unavailable"],
+      [599, undefined],
+    ] as const) {
       const { responses } = await rawRequest(p.port, rawGet(`/alpha/status/${status}/body`));
       const res = responses[0];
       assert.ok(res);
@@ -456,7 +513,10 @@ describe("keep-alive", { timeout: 30_000 }, () => {
   });
 
   test("a request that says Connection: close is answered, then the connection closes; nothing pipelined behind it is served", async () => {
-    for (const [i, first] of [rawGet("/alpha/sleep/150?first=1", ["Connection: close"]), "GET /alpha/sleep/150?first=1 HTTP/1.0\r\n\r\n"].entries()) {
+    for (const [i, first] of [
+      rawGet("/alpha/sleep/150?first=1", ["Connection: close"]),
+      "GET /alpha/sleep/150?first=1 HTTP/1.0\r\n\r\n",
+    ].entries()) {
       const result = await rawRequest(p.port, first + rawGet(`/alpha/after-close-${i}`), { count: 2, waitClose: true, timeoutMs: 3000 });
       const res = only(result);
       assert.equal(res.status, 200, `case ${i}`);
@@ -465,7 +525,10 @@ describe("keep-alive", { timeout: 30_000 }, () => {
       assert.equal(result.closed, true);
     }
     const seen = (await (await fetch(`${p.url}/alpha/seen`)).json()) as { paths: string[] };
-    assert.deepEqual(seen.paths.filter((x) => x.includes("after-close")), []);
+    assert.deepEqual(
+      seen.paths.filter((x) => x.includes("after-close")),
+      [],
+    );
   });
 
   test("pipelined requests on one connection are answered in order, each with its own reply", async () => {

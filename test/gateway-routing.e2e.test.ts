@@ -5,9 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { header, httpRequest, rawGet, rawRequest } from "./support/raw-http.js";
 import { type Echo, type Running, startPortico } from "./support/portico.js";
-
+import { header, httpRequest, rawGet, rawRequest } from "./support/raw-http.js";
 
 let p: Running;
 before(async () => {
@@ -21,7 +20,7 @@ before(async () => {
 });
 after(() => p?.close());
 
-async function getJson(path: string): Promise<{ status: number; body: unknown; type: string | null }> {
+async function _getJson(path: string): Promise<{ status: number; body: unknown; type: string | null }> {
   const res = await fetch(`${p.url}${path}`);
   const text = await res.text();
   return { status: res.status, body: text ? JSON.parse(text) : undefined, type: res.headers.get("content-type") };
@@ -114,11 +113,18 @@ describe("reserved space", { timeout: 30_000 }, () => {
     assert.equal(res.status, 200);
     assert.equal(res.headers["content-type"], "application/json; charset=utf-8");
     assert.match(String(res.headers["x-request-id"]), /^[0-9a-f-]{36}$/, "health answers carry a request id too");
-    const body = JSON.parse(res.body.toString()) as { status: string; plugins: { id: string; state: string; prefix: string; pid: number; restarts: number }[] };
+    const body = JSON.parse(res.body.toString()) as {
+      status: string;
+      plugins: { id: string; state: string; prefix: string; pid: number; restarts: number }[];
+    };
     assert.equal(body.status, "ok");
     const byId = new Map(body.plugins.map((x) => [x.id, x]));
     assert.deepEqual([...byId.keys()].sort(), ["alpha", "api", "apiv1"]);
-    for (const [id, prefix] of [["alpha", "/alpha"], ["api", "/api"], ["apiv1", "/api/v1"]] as const) {
+    for (const [id, prefix] of [
+      ["alpha", "/alpha"],
+      ["api", "/api"],
+      ["apiv1", "/api/v1"],
+    ] as const) {
       const s = byId.get(id);
       assert.equal(s?.state, "ready", id);
       assert.equal(s?.prefix, prefix);
@@ -132,7 +138,20 @@ describe("reserved space", { timeout: 30_000 }, () => {
   });
 
   test("other spellings and sub-paths of reserved prefixes are never routed to a plugin", async () => {
-    for (const t of ["/HEALTH", "/Health", "/Health/x", "/health/x", "/METRICS/x", "/admin", "/admin/x", "/Admin/plugins", "/pair", "/pair/x", "/.well-known/x", "/.Well-Known/acme"]) {
+    for (const t of [
+      "/HEALTH",
+      "/Health",
+      "/Health/x",
+      "/health/x",
+      "/METRICS/x",
+      "/admin",
+      "/admin/x",
+      "/Admin/plugins",
+      "/pair",
+      "/pair/x",
+      "/.well-known/x",
+      "/.Well-Known/acme",
+    ]) {
       await assertPorticoNotFound(t);
     }
   });
@@ -165,7 +184,13 @@ describe("reserved space", { timeout: 30_000 }, () => {
     assert.equal(res.status, 200);
     assert.match(res.headers.get("content-type") ?? "", /^text\/plain; version=0\.0\.4/);
     const text = await res.text();
-    for (const name of ["portico_requests_total", "portico_request_duration_seconds", "portico_requests_in_flight", "portico_plugin_restarts_total", "portico_plugin_state"]) {
+    for (const name of [
+      "portico_requests_total",
+      "portico_request_duration_seconds",
+      "portico_requests_in_flight",
+      "portico_plugin_restarts_total",
+      "portico_plugin_state",
+    ]) {
       assert.match(text, new RegExp(`^# TYPE ${name} `, "m"), name);
     }
     const s = parseMetrics(text);
@@ -196,7 +221,15 @@ describe("request-target normalization on the wire", { timeout: 30_000 }, () => 
   }
 
   test("dot-segments, encoded or not, that climb into /health reach the daemon's health", async () => {
-    for (const t of ["/alpha/../health", "/alpha/%2e%2e/health", "/alpha/%2E%2e/health", "/alpha/x/../../health", "/alpha/./../health", "//health", "/alpha/%2e%2e/%68ealth"]) {
+    for (const t of [
+      "/alpha/../health",
+      "/alpha/%2e%2e/health",
+      "/alpha/%2E%2e/health",
+      "/alpha/x/../../health",
+      "/alpha/./../health",
+      "//health",
+      "/alpha/%2e%2e/%68ealth",
+    ]) {
       const res = await one(t);
       assert.equal(res.status, 200, t);
       const body = JSON.parse(res.body.toString()) as { status: string; plugins: unknown[] };
@@ -276,7 +309,9 @@ describe("request-target normalization on the wire", { timeout: 30_000 }, () => 
     // Nothing of the above reached a plugin: alpha saw only the request asking what it saw, and
     // no request line for them names a plugin.
     assert.deepEqual((await seenByAlpha()).slice(seenBefore.length), ["/alpha/seen"]);
-    const reached = p.logs.filter((l) => l.msg === "request" && typeof l.path === "string" && l.plugin !== undefined && targets.includes(l.path));
+    const reached = p.logs.filter(
+      (l) => l.msg === "request" && typeof l.path === "string" && l.plugin !== undefined && targets.includes(l.path),
+    );
     assert.deepEqual(reached, []);
     // The daemon is fine afterwards.
     assert.equal((await echo("/alpha/echo")).id, "alpha");

@@ -14,13 +14,20 @@ import type { PluginState } from "../src/index.js";
 import { alive, FAST_SUPERVISOR, FIXTURE, type PluginSpec, type Running, startPortico, until } from "./support/portico.js";
 
 type Log = Record<string, unknown>;
-type Health = { status: string; plugins: { id: string; state: PluginState; pid: number | null; restarts: number; lastExit: string | null; prefix: string | null }[] };
+type Health = {
+  status: string;
+  plugins: { id: string; state: PluginState; pid: number | null; restarts: number; lastExit: string | null; prefix: string | null }[];
+};
 
 const scratch = mkdtempSync(join(tmpdir(), "portico-host-test-"));
 after(() => rmSync(scratch, { recursive: true, force: true }));
 
 /** Starts portico, runs `body`, and always closes it (so a failing test leaves no plugin behind). */
-async function withPortico(specs: PluginSpec[], supervisor: Partial<typeof FAST_SUPERVISOR>, body: (p: Running) => Promise<void>): Promise<void> {
+async function withPortico(
+  specs: PluginSpec[],
+  supervisor: Partial<typeof FAST_SUPERVISOR>,
+  body: (p: Running) => Promise<void>,
+): Promise<void> {
   const p = await startPortico(specs, { supervisor: { ...FAST_SUPERVISOR, ...supervisor } });
   try {
     await body(p);
@@ -28,7 +35,6 @@ async function withPortico(specs: PluginSpec[], supervisor: Partial<typeof FAST_
     await p.close();
   }
 }
-
 
 function pidsIn(file: string): number[] {
   return readFileSync(file, "utf8").split("\n").filter(Boolean).map(Number);
@@ -83,19 +89,23 @@ test("initialize answered with another plugin id: not ready, log names the plugi
 
 test("no reply to initialize within initTimeoutMs: killed, not ready, log says why", async () => {
   const pidfile = join(scratch, "hang.pids");
-  await withPortico([{ id: "sleepy", env: { FIXTURE_INIT: "hang", FIXTURE_PIDFILE: pidfile } }], { initTimeoutMs: 300, maxCrashes: 1 }, async (p) => {
-    // start() resolved: the first handshake is settled, and with maxCrashes 1 that means failed.
-    assert.equal(p.portico.plugins.get("sleepy")!.state, "failed");
-    const line = logsOf(p, "sleepy").find((l) => msg(l).includes("plugin failed to start"));
-    assert.ok(line);
-    assert.match(msg(line), /no reply to initialize within 300 ms/);
-    const [pid] = pidsIn(pidfile);
-    assert.ok(pid);
-    await until(() => !alive(pid), 3000, "the hung plugin process to be killed");
-    const res = await fetch(`${p.url}/sleepy/echo`);
-    assert.equal(res.status, 503);
-    assert.ok(res.headers.get("retry-after"));
-  });
+  await withPortico(
+    [{ id: "sleepy", env: { FIXTURE_INIT: "hang", FIXTURE_PIDFILE: pidfile } }],
+    { initTimeoutMs: 300, maxCrashes: 1 },
+    async (p) => {
+      // start() resolved: the first handshake is settled, and with maxCrashes 1 that means failed.
+      assert.equal(p.portico.plugins.get("sleepy")!.state, "failed");
+      const line = logsOf(p, "sleepy").find((l) => msg(l).includes("plugin failed to start"));
+      assert.ok(line);
+      assert.match(msg(line), /no reply to initialize within 300 ms/);
+      const [pid] = pidsIn(pidfile);
+      assert.ok(pid);
+      await until(() => !alive(pid), 3000, "the hung plugin process to be killed");
+      const res = await fetch(`${p.url}/sleepy/echo`);
+      assert.equal(res.status, 503);
+      assert.ok(res.headers.get("retry-after"));
+    },
+  );
 });
 
 test("exit before initialize: reported as such, with the tail of the plugin's stderr", async () => {
@@ -157,7 +167,10 @@ test("a crash: restarting (503 + Retry-After), then ready again with a new pid; 
     assert.ok(!alive(before.pid!), "the crashed process is gone");
     assert.equal(await metric(p, /^portico_plugin_restarts_total\{plugin="crasher"\}/), 1);
     assert.equal(await metric(p, /^portico_plugin_state\{plugin="crasher",state="ready"\}/), 1);
-    assert.deepEqual(states.map((s) => s.state), ["restarting", "starting", "ready"]);
+    assert.deepEqual(
+      states.map((s) => s.state),
+      ["restarting", "starting", "ready"],
+    );
     assert.equal((await fetch(`${p.url}/crasher/echo`)).status, 200);
   });
 });
@@ -173,7 +186,11 @@ test("a crash of a plugin whose helper holds its pipes is still noticed, and the
     const first = p.portico.plugins.get("helped")!.status().pid;
     const res = await fetch(`${p.url}/helped/crash`);
     assert.equal(res.status, 502);
-    await until(() => p.portico.plugins.get("helped")!.state === "ready" && p.portico.plugins.get("helped")!.status().pid !== first, 5000, "restart");
+    await until(
+      () => p.portico.plugins.get("helped")!.state === "ready" && p.portico.plugins.get("helped")!.status().pid !== first,
+      5000,
+      "restart",
+    );
     const [helper] = pidsIn(pidfile);
     await until(() => !alive(helper!), 3000, "the crashed plugin's helper to be killed");
     assert.equal((await fetch(`${p.url}/helped/echo`)).status, 200);
@@ -210,30 +227,36 @@ test("restart delays grow (exponential backoff with jitter)", async () => {
   // Every attempt dies before initialize: 5 crashes, 4 restarts in between, then failed.
   // Bases 100, 200, 400, 800 ms; jitter keeps each within [0.5, 1.5] × base.
   const base = 100;
-  await withPortico([{ id: "flappy", env: { FIXTURE_INIT: "exit" } }], { restartDelayMs: base, restartMaxDelayMs: 60_000, maxCrashes: 5 }, async (p) => {
-    const states = recordStates(p, "flappy");
-    await until(() => p.portico.plugins.get("flappy")!.state === "failed", 15_000, "failed after 5 crashes");
-    // The first crash happened inside start(), before recording began: take each crash's time from
-    // its log line (written in the same tick as the restart timer is set), each attempt's from the
-    // state change.
-    const crashes = logsOf(p, "flappy").filter((l) => l.msg === "plugin exited; restarting");
-    const attempts = states.filter((s) => s.state === "starting");
-    assert.equal(crashes.length, 4);
-    assert.equal(attempts.length, 4);
-    const delays = attempts.map((a, i) => a.at - (crashes[i]!.time as number));
-    // Timers never fire early: each wait is at least its jittered minimum (a few ms of clock slack).
-    delays.forEach((d, i) => assert.ok(d >= base * 2 ** i * 0.5 - 5, `delay ${i + 1} was ${d} ms`));
-    // Growth, robust to jitter and to a late timer or two: the later half waits longer than the earlier half.
-    assert.ok(delays[3]! > delays[0]!, `delays ${delays.map(Math.round)}`);
-    assert.ok(delays[2]! + delays[3]! > delays[0]! + delays[1]!, `delays ${delays.map(Math.round)}`);
-    // What the supervisor announced matches its rule exactly.
-    const announced = logsOf(p, "flappy").filter((l) => typeof l.restartInMs === "number").map((l) => l.restartInMs as number);
-    assert.equal(announced.length, 4);
-    announced.forEach((d, i) => {
-      assert.ok(d >= base * 2 ** i * 0.5 && d <= base * 2 ** i * 1.5, `announced delay ${i + 1}: ${d}`);
-    });
-    assert.equal(pluginOf(await health(p), "flappy").restarts, 4);
-  });
+  await withPortico(
+    [{ id: "flappy", env: { FIXTURE_INIT: "exit" } }],
+    { restartDelayMs: base, restartMaxDelayMs: 60_000, maxCrashes: 5 },
+    async (p) => {
+      const states = recordStates(p, "flappy");
+      await until(() => p.portico.plugins.get("flappy")!.state === "failed", 15_000, "failed after 5 crashes");
+      // The first crash happened inside start(), before recording began: take each crash's time from
+      // its log line (written in the same tick as the restart timer is set), each attempt's from the
+      // state change.
+      const crashes = logsOf(p, "flappy").filter((l) => l.msg === "plugin exited; restarting");
+      const attempts = states.filter((s) => s.state === "starting");
+      assert.equal(crashes.length, 4);
+      assert.equal(attempts.length, 4);
+      const delays = attempts.map((a, i) => a.at - (crashes[i]!.time as number));
+      // Timers never fire early: each wait is at least its jittered minimum (a few ms of clock slack).
+      delays.forEach((d, i) => assert.ok(d >= base * 2 ** i * 0.5 - 5, `delay ${i + 1} was ${d} ms`));
+      // Growth, robust to jitter and to a late timer or two: the later half waits longer than the earlier half.
+      assert.ok(delays[3]! > delays[0]!, `delays ${delays.map(Math.round)}`);
+      assert.ok(delays[2]! + delays[3]! > delays[0]! + delays[1]!, `delays ${delays.map(Math.round)}`);
+      // What the supervisor announced matches its rule exactly.
+      const announced = logsOf(p, "flappy")
+        .filter((l) => typeof l.restartInMs === "number")
+        .map((l) => l.restartInMs as number);
+      assert.equal(announced.length, 4);
+      announced.forEach((d, i) => {
+        assert.ok(d >= base * 2 ** i * 0.5 && d <= base * 2 ** i * 1.5, `announced delay ${i + 1}: ${d}`);
+      });
+      assert.equal(pluginOf(await health(p), "flappy").restarts, 4);
+    },
+  );
 });
 
 test("graceful close: shutdown sent, plugins exit by themselves, no process left", async () => {
@@ -309,7 +332,9 @@ command = "node"
 mount_prefix = "/broken"
 `;
   await withPortico([{ id: "aaa" }, { id: "broken", manifest: broken }, { id: "zzz" }], {}, async (p) => {
-    const refusal = p.logs.find((l) => msg(l).startsWith("plugin refused") && String(l.plugin).endsWith(join("broken", "nexo-plugin.toml")));
+    const refusal = p.logs.find(
+      (l) => msg(l).startsWith("plugin refused") && String(l.plugin).endsWith(join("broken", "nexo-plugin.toml")),
+    );
     assert.ok(refusal, JSON.stringify(p.logs.filter((l) => msg(l).startsWith("plugin refused"))));
     assert.match(msg(refusal), /plugin\.id/);
     assert.match(msg(refusal), /fix:/);
@@ -319,24 +344,37 @@ mount_prefix = "/broken"
       assert.equal(((await res.json()) as { id: string }).id, id);
     }
     assert.equal((await fetch(`${p.url}/broken/echo`)).status, 404);
-    assert.deepEqual((await health(p)).plugins.map((x) => x.id), ["aaa", "zzz"]);
+    assert.deepEqual(
+      (await health(p)).plugins.map((x) => x.id),
+      ["aaa", "zzz"],
+    );
   });
 });
 
 test("two plugins wanting one prefix: the second by id order is refused, naming both", async () => {
   // Listed in reverse: the order of the specs (and of the folders) must not matter, only the ids.
-  await withPortico([{ id: "beta", prefix: "/shared" }, { id: "alpha", prefix: "/shared" }], {}, async (p) => {
-    const refusal = p.logs.find((l) => msg(l).startsWith("plugin refused"));
-    assert.ok(refusal);
-    assert.equal(refusal.plugin, "beta");
-    assert.match(msg(refusal), /"beta"/);
-    assert.match(msg(refusal), /"alpha"/);
-    assert.match(msg(refusal), /\/shared/);
-    const res = await fetch(`${p.url}/shared/echo`);
-    assert.equal(((await res.json()) as { id: string }).id, "alpha");
-    assert.deepEqual((await health(p)).plugins.map((x) => x.id), ["alpha"]);
-    assert.equal(p.portico.plugins.has("beta"), false, "the refused plugin is not even spawned");
-  });
+  await withPortico(
+    [
+      { id: "beta", prefix: "/shared" },
+      { id: "alpha", prefix: "/shared" },
+    ],
+    {},
+    async (p) => {
+      const refusal = p.logs.find((l) => msg(l).startsWith("plugin refused"));
+      assert.ok(refusal);
+      assert.equal(refusal.plugin, "beta");
+      assert.match(msg(refusal), /"beta"/);
+      assert.match(msg(refusal), /"alpha"/);
+      assert.match(msg(refusal), /\/shared/);
+      const res = await fetch(`${p.url}/shared/echo`);
+      assert.equal(((await res.json()) as { id: string }).id, "alpha");
+      assert.deepEqual(
+        (await health(p)).plugins.map((x) => x.id),
+        ["alpha"],
+      );
+      assert.equal(p.portico.plugins.has("beta"), false, "the refused plugin is not even spawned");
+    },
+  );
 });
 
 test("a plugin claiming /health, /Health/x or / is refused; portico's own endpoints stay portico's", async () => {
@@ -356,7 +394,10 @@ test("a plugin claiming /health, /Health/x or / is refused; portico's own endpoi
     assert.equal(refusals.length, 3);
 
     const h = await health(p);
-    assert.deepEqual(h.plugins.map((x) => x.id), ["fine"]);
+    assert.deepEqual(
+      h.plugins.map((x) => x.id),
+      ["fine"],
+    );
     const res = await fetch(`${p.url}/Health/x`);
     assert.equal(res.status, 404);
     assert.equal(res.headers.get("content-type"), "application/json; charset=utf-8");

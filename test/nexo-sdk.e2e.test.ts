@@ -97,9 +97,20 @@ interface Conversation {
  * Runs a fixture as nexo would (cwd is irrelevant to it: it finds its manifest next to its code),
  * writes `input`, and waits for it to exit by itself. stdin stays open unless `endStdin`.
  */
-function converse(dir: string, command: string, args: string[], input: string, endStdin = false, timeoutMs = 15_000): Promise<Conversation> {
+function converse(
+  dir: string,
+  command: string,
+  args: string[],
+  input: string,
+  endStdin = false,
+  timeoutMs = 15_000,
+): Promise<Conversation> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { cwd: tmpdir(), stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, PYTHONDONTWRITEBYTECODE: "1" } });
+    const child = spawn(command, args, {
+      cwd: tmpdir(),
+      stdio: ["pipe", "pipe", "pipe"],
+      env: { ...process.env, PYTHONDONTWRITEBYTECODE: "1" },
+    });
     let out = "";
     let err = "";
     child.stdout.setEncoding("utf8").on("data", (c: string) => (out += c));
@@ -116,7 +127,8 @@ function converse(dir: string, command: string, args: string[], input: string, e
       for (const l of stdoutLines) {
         try {
           const v = JSON.parse(l) as unknown;
-          if (typeof v === "object" && v !== null && !Array.isArray(v) && (v as { jsonrpc?: unknown }).jsonrpc === "2.0") frames.push(v as Record<string, unknown>);
+          if (typeof v === "object" && v !== null && !Array.isArray(v) && (v as { jsonrpc?: unknown }).jsonrpc === "2.0")
+            frames.push(v as Record<string, unknown>);
         } catch {}
       }
       resolve({ frames, stdoutLines, stderr: err, code });
@@ -135,12 +147,20 @@ function httpEvent(id: string, path: string, inbox: string): string {
   const topic = `plugin.${id}.http.request`;
   const req = { method: "GET", path, query: "", headers: [["Host", "127.0.0.1"]], body_base64: "" };
   const message = { id: "00000000-0000-4000-8000-000000000001", topic, reply_to: inbox, payload: req };
-  const event = { id: "00000000-0000-4000-8000-000000000002", timestamp: "2026-01-01T00:00:00Z", topic, source: "local", session_id: null, payload: message };
+  const event = {
+    id: "00000000-0000-4000-8000-000000000002",
+    timestamp: "2026-01-01T00:00:00Z",
+    topic,
+    source: "local",
+    session_id: null,
+    payload: message,
+  };
   return line({ jsonrpc: "2.0", method: "broker.event", params: { topic, event } });
 }
 
 const pyRun = (input: string, endStdin = false) => converse(PY, "python3", [join(FIXTURES, PY, "main.py")], input, endStdin);
-const tsRun = (input: string, endStdin = false, dir = join(FIXTURES, TS)) => converse(TS, process.execPath, [join(dir, "plugin.mjs")], input, endStdin);
+const tsRun = (input: string, endStdin = false, dir = join(FIXTURES, TS)) =>
+  converse(TS, process.execPath, [join(dir, "plugin.mjs")], input, endStdin);
 
 type Publish = { method: string; params: { topic: string; event: Record<string, unknown> } };
 const publishes = (c: Conversation) => c.frames.filter((f) => f.method === "broker.publish") as unknown as Publish[];
@@ -157,12 +177,22 @@ describe("the SDK stand-ins behave as nexo's SDKs do", () => {
       SHUTDOWN;
     const c = await pyRun(input);
     assert.equal(c.code, 0, c.stderr);
-    const init = replyTo(c, 1) as { result: { manifest: { plugin: { id: string; http: unknown; capabilities: unknown } }; server_version: string } };
+    const init = replyTo(c, 1) as {
+      result: { manifest: { plugin: { id: string; http: unknown; capabilities: unknown } }; server_version: string };
+    };
     assert.equal(init.result.manifest.plugin.id, "sdk_py_demo");
-    assert.deepEqual(init.result.manifest.plugin.http, { mount_prefix: "/sdkpy", timeout_seconds: 10 }, "the whole manifest document comes back");
+    assert.deepEqual(
+      init.result.manifest.plugin.http,
+      { mount_prefix: "/sdkpy", timeout_seconds: 10 },
+      "the whole manifest document comes back",
+    );
     assert.ok(init.result.manifest.plugin.capabilities);
     const pubs = publishes(c);
-    assert.deepEqual(pubs.map((p) => p.params.topic), ["_inbox.fast", "_inbox.slow"], "completion order, not request order");
+    assert.deepEqual(
+      pubs.map((p) => p.params.topic),
+      ["_inbox.fast", "_inbox.slow"],
+      "completion order, not request order",
+    );
     for (const p of pubs) assert.deepEqual(Object.keys(p.params.event), ["topic", "source", "payload"], "thin Event");
     assert.deepEqual(replyTo(c, 5), { jsonrpc: "2.0", id: 5, error: { code: -32601, message: "method not found" } });
     const order = c.frames.map((f) => (f.id === 99 ? "ok" : f.method === "broker.publish" ? "publish" : f.id));
@@ -212,7 +242,10 @@ describe("the SDK stand-ins behave as nexo's SDKs do", () => {
     assert.match(c.stderr, new RegExp(`inbound frame ${MIB + 1} bytes exceeds maxFrameBytes ${MIB}`));
     assert.ok(replyTo(c, 8), "1 MiB exactly is accepted");
     const pubs = publishes(c);
-    assert.deepEqual(pubs.map((p) => p.params.topic), ["_inbox.fast", "_inbox.slow"]);
+    assert.deepEqual(
+      pubs.map((p) => p.params.topic),
+      ["_inbox.fast", "_inbox.slow"],
+    );
     for (const p of pubs) assert.deepEqual(Object.keys(p.params.event), ["topic", "source", "payload"], "thin Event");
     const order = c.frames.map((f) => (f.id === 99 ? "ok" : f.method === "broker.publish" ? "publish" : f.id));
     assert.deepEqual(order.slice(-3), ["publish", "publish", "ok"]);
@@ -223,7 +256,10 @@ describe("the SDK stand-ins behave as nexo's SDKs do", () => {
       const dir = mkdtempSync(join(tmpdir(), "nexo-sdk-ts-"));
       try {
         for (const [name, text] of Object.entries(fixtureFiles(TS))) writeFileSync(join(dir, name), text);
-        const manifest = readFileSync(join(FIXTURES, TS, "nexo-plugin.toml"), "utf8").replace(new RegExp(`^${field} = .*$`, "m"), `${field} = ""`);
+        const manifest = readFileSync(join(FIXTURES, TS, "nexo-plugin.toml"), "utf8").replace(
+          new RegExp(`^${field} = .*$`, "m"),
+          `${field} = ""`,
+        );
         writeFileSync(join(dir, "nexo-plugin.toml"), manifest);
         const c = await tsRun(INIT, false, dir);
         assert.equal(c.code, 1);
@@ -250,10 +286,16 @@ describe("nexo SDK plugins under portico", () => {
   after(() => p?.close());
 
   test("both load with their full nexo manifests and answer", async () => {
-    assert.deepEqual(p.portico.refused.filter((r) => !r.skipped), []);
+    assert.deepEqual(
+      p.portico.refused.filter((r) => !r.skipped),
+      [],
+    );
     const health = await json(await fetch(`${p.url}/health`));
     const plugins = health.plugins as { id: string; state: string }[];
-    assert.deepEqual(plugins.map((x) => [x.id, x.state]).sort(), [["sdk_py_demo", "ready"], ["sdk_ts_demo", "ready"]]);
+    assert.deepEqual(plugins.map((x) => [x.id, x.state]).sort(), [
+      ["sdk_py_demo", "ready"],
+      ["sdk_ts_demo", "ready"],
+    ]);
     const py = await fetch(`${p.url}/sdkpy/hello`);
     assert.equal(py.status, 200);
     assert.equal(await py.text(), "hello from a nexo Python SDK plugin\n");
@@ -300,7 +342,11 @@ describe("nexo SDK plugins under portico", () => {
       };
       const [a, b, c] = await Promise.all([one(900, "a"), one(450, "b"), one(30, "c")]);
       assert.deepEqual(order, ["c", "b", "a"], "replies came back in completion order");
-      for (const [r, ms, tag] of [[a, 900, "a"], [b, 450, "b"], [c, 30, "c"]] as const) {
+      for (const [r, ms, tag] of [
+        [a, 900, "a"],
+        [b, 450, "b"],
+        [c, 30, "c"],
+      ] as const) {
         assert.equal(r.status, 200);
         assert.deepEqual(r.body, { slept: ms, query: `tag=${tag}` });
       }
@@ -392,22 +438,19 @@ describe("TypeScript SDK: 1 MiB counted in bytes, as the SDK counts it", () => {
   // portico compares the frame's JavaScript string length (UTF-16 units) with 1 MiB; the SDK
   // compares its UTF-8 byte length. A Latin-1 header byte (é) is one unit but two bytes, so a frame
   // can be under 1 MiB for portico and over it for the SDK: dropped, 504, and no hint.
-  test(
-    "a frame over 1 MiB only in UTF-8 bytes still gets the hint",
-    async () => {
-      const pad = "é".repeat(12_000); // 12 000 units, 24 000 bytes once JSON goes out as UTF-8
-      const body = Buffer.alloc(771_807, 1); // base64: 1 029 076 chars
-      const res = await postLatin1(`${p.url}/sdkts/size`, pad, body);
-      assert.equal(res.status, 504);
-      await waitStderr(p, "sdk_ts_demo", /exceeds maxFrameBytes/);
-      const dropped = stderrOf(p, "sdk_ts_demo").find((l) => /exceeds maxFrameBytes/.test(l)) ?? "";
-      const bytes = Number(/inbound frame (\d+) bytes/.exec(dropped)?.[1]);
-      assert.ok(bytes > MIB, "the SDK saw more than 1 MiB");
-      assert.ok(bytes - 12_000 + 1 <= MIB, "…while the same frame, LF included, is at most 1 MiB in UTF-16 units");
-      const hint = p.logs.find((l) => /over 1 MiB/.test(String(l.msg)));
-      assert.ok(hint, "portico should have logged the 1 MiB hint for this frame");
-    },
-  );
+  test("a frame over 1 MiB only in UTF-8 bytes still gets the hint", async () => {
+    const pad = "é".repeat(12_000); // 12 000 units, 24 000 bytes once JSON goes out as UTF-8
+    const body = Buffer.alloc(771_807, 1); // base64: 1 029 076 chars
+    const res = await postLatin1(`${p.url}/sdkts/size`, pad, body);
+    assert.equal(res.status, 504);
+    await waitStderr(p, "sdk_ts_demo", /exceeds maxFrameBytes/);
+    const dropped = stderrOf(p, "sdk_ts_demo").find((l) => /exceeds maxFrameBytes/.test(l)) ?? "";
+    const bytes = Number(/inbound frame (\d+) bytes/.exec(dropped)?.[1]);
+    assert.ok(bytes > MIB, "the SDK saw more than 1 MiB");
+    assert.ok(bytes - 12_000 + 1 <= MIB, "…while the same frame, LF included, is at most 1 MiB in UTF-16 units");
+    const hint = p.logs.find((l) => /over 1 MiB/.test(String(l.msg)));
+    assert.ok(hint, "portico should have logged the 1 MiB hint for this frame");
+  });
 });
 
 describe("nexo SDK plugins whose manifest the TypeScript SDK refuses", () => {
@@ -473,7 +516,10 @@ describe("shutdown of nexo SDK plugins", () => {
       assert.ok(stopped - sent >= 880, `stop() waited for the handler (${stopped - sent} ms after the request)`);
       assert.ok(stopped - t0 < FAST_SUPERVISOR.shutdownGraceMs, `the child exited by itself (${stopped - t0} ms)`);
       const err = stderrOf(p, id);
-      assert.ok(err.indexOf(`${id}: shutdown requested`) > err.indexOf(`replied 200 ${prefix}/sleep/900`), "on_shutdown ran after the drain");
+      assert.ok(
+        err.indexOf(`${id}: shutdown requested`) > err.indexOf(`replied 200 ${prefix}/sleep/900`),
+        "on_shutdown ran after the drain",
+      );
       const stopLog = pluginLogs(p, id).find((l) => l.msg === "plugin stopped");
       assert.equal(stopLog?.exit, "exited with code 0");
       assert.equal(alive(pid), false);

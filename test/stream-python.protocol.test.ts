@@ -9,8 +9,8 @@
 import assert from "node:assert/strict";
 import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { fileURLToPath } from "node:url";
 import { after, test } from "node:test";
+import { fileURLToPath } from "node:url";
 import { DEFAULT_WINDOW, encodeFrame, type Frame, FrameParser, FrameType, Session, type Stream, WsOpcode } from "../src/protocol/v2.js";
 
 const PLUGIN_DIR = fileURLToPath(new URL("../examples/plugins/stream-python/", import.meta.url));
@@ -149,9 +149,18 @@ class Plugin {
   }
 
   /** Opens a stream like portico would: full path with the prefix, forwarding headers added. */
-  open(method: string, path: string, opts: { query?: string; headers?: [string, string][]; end?: boolean; upgrade?: boolean } = {}): Stream {
+  open(
+    method: string,
+    path: string,
+    opts: { query?: string; headers?: [string, string][]; end?: boolean; upgrade?: boolean } = {},
+  ): Stream {
     assert.ok(this.session, "v2 session");
-    const headers: [string, string][] = [["Host", "127.0.0.1:8080"], ...(opts.headers ?? []), ["X-Forwarded-Prefix", PREFIX], ["X-Request-Id", "test"]];
+    const headers: [string, string][] = [
+      ["Host", "127.0.0.1:8080"],
+      ...(opts.headers ?? []),
+      ["X-Forwarded-Prefix", PREFIX],
+      ["X-Request-Id", "test"],
+    ];
     const head: Record<string, unknown> = { method, path: PREFIX + path, query: opts.query ?? "", headers };
     if (opts.upgrade) head.upgrade = "websocket";
     return this.session.open(head, opts.end ?? true);
@@ -193,7 +202,10 @@ interface Response {
 }
 
 /** Collects a response, returning credit as a prompt client would. Rejects on RESET. */
-function collect(stream: Stream, what: string): { head: Promise<{ status: number; headers: [string, string][] }>; done: Promise<Response> } {
+function collect(
+  stream: Stream,
+  what: string,
+): { head: Promise<{ status: number; headers: [string, string][] }>; done: Promise<Response> } {
   let headOk!: (h: { status: number; headers: [string, string][] }) => void;
   let fail!: (e: Error) => void;
   let finish!: (r: Response) => void;
@@ -358,7 +370,10 @@ test("bytes: 3 000 000 bytes of the i % 251 pattern in frames of at most 64 KiB"
   assert.equal(header(res, "Content-Length"), "3000000");
   assert.ok(res.body.equals(pattern(3_000_000)), "pattern mismatch");
   const frames = p.dataFrames(stream.id);
-  assert.ok(frames.every((t) => t.frame.payload.length <= 64 * 1024), "DATA frame over 64 KiB");
+  assert.ok(
+    frames.every((t) => t.frame.payload.length <= 64 * 1024),
+    "DATA frame over 64 KiB",
+  );
   await p.shutdown();
 });
 
@@ -451,7 +466,9 @@ function closePayload(code: number, reason: string): Buffer {
 }
 
 for (const headEnd of [true, false]) {
-  test(`WebSocket (request HEAD ${headEnd ? "with" : "without"} END): echo text and binary, credit returned, close echoed`, { timeout: 60_000 }, async () => {
+  test(`WebSocket (request HEAD ${headEnd ? "with" : "without"} END): echo text and binary, credit returned, close echoed`, {
+    timeout: 60_000,
+  }, async () => {
     const p = await startV2();
     const stream = p.open("GET", "/ws", { upgrade: true, end: headEnd, headers: [["Sec-WebSocket-Protocol", "chat"]] });
     const ws = wsInbox(stream);
@@ -564,7 +581,10 @@ test("v1 fallback: without a v2 offer, the same routes answer buffered", { timeo
   const answer = async (what: string) => {
     const line = await p.nextLine(what);
     assert.equal(line.method, "broker.publish");
-    const params = line.params as { topic: string; event: { payload: { payload: { status: number; headers: [string, string][]; body_base64: string } } } };
+    const params = line.params as {
+      topic: string;
+      event: { payload: { payload: { status: number; headers: [string, string][]; body_base64: string } } };
+    };
     const r = params.event.payload.payload;
     return { topic: params.topic, status: r.status, headers: r.headers, body: Buffer.from(r.body_base64, "base64") };
   };

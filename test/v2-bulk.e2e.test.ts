@@ -12,14 +12,14 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import { get as httpGet, type IncomingMessage, request as httpRequest } from "node:http";
+import { get as httpGet, request as httpRequest, type IncomingMessage } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { after, before, type TestContext, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { after, before, test, type TestContext } from "node:test";
 import { CHUNK, chunkOf, crc32, expected } from "./fixtures/v2/pattern.mjs";
 import { pluginsDir, until } from "./support/portico.js";
-import { getJson, labSpec, memoryOf, MiB, sleep, within } from "./support/v2.js";
+import { getJson, labSpec, MiB, memoryOf, sleep, within } from "./support/v2.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const GiB = 1024 * MiB;
@@ -43,10 +43,14 @@ before(async () => {
   // An empty working folder: no ./portico.toml of the developer's is picked up.
   const cwd = mkdtempSync(join(tmpdir(), "portico-bulk-"));
   cleanups.push(() => rmSync(cwd, { recursive: true, force: true }));
-  daemon = spawn(process.execPath, [join(ROOT, "bin", "portico.js"), "serve", "--plugins", plugins.dir, "--listen", "127.0.0.1:0", "--log-level", "info"], {
-    cwd,
-    stdio: ["ignore", "pipe", "inherit"],
-  });
+  daemon = spawn(
+    process.execPath,
+    [join(ROOT, "bin", "portico.js"), "serve", "--plugins", plugins.dir, "--listen", "127.0.0.1:0", "--log-level", "info"],
+    {
+      cwd,
+      stdio: ["ignore", "pipe", "inherit"],
+    },
+  );
   let rest = "";
   daemon.stdout!.setEncoding("utf8").on("data", (chunk: string) => {
     rest += chunk;
@@ -54,7 +58,11 @@ before(async () => {
     rest = parts.pop() ?? "";
     for (const l of parts) if (l) lines.push(JSON.parse(l) as Record<string, unknown>);
   });
-  await until(() => lines.some((l) => String(l.msg).startsWith("portico listening on ")) || daemon.exitCode !== null, 15_000, "portico to listen");
+  await until(
+    () => lines.some((l) => String(l.msg).startsWith("portico listening on ")) || daemon.exitCode !== null,
+    15_000,
+    "portico to listen",
+  );
   const listening = lines.find((l) => String(l.msg).startsWith("portico listening on "));
   assert.ok(listening, `portico did not start: ${JSON.stringify(lines)}`);
   url = String(listening.msg).slice("portico listening on ".length);
@@ -155,7 +163,9 @@ test("two concurrent 64 MiB downloads, one reader very slow: the fast one is not
   // The fast one finished while the slow one is far from done...
   const slowGot = slowCounted();
   const slowMade = (await getJson<{ produced: number }>(`${url}/lab/state?tag=slow`)).produced;
-  t.diagnostic(`fast 64 MiB in ${fast.ms.toFixed(0)} ms; meanwhile the slow reader read ${(slowGot / MiB).toFixed(2)} MiB, the plugin made ${(slowMade / MiB).toFixed(2)} MiB for it`);
+  t.diagnostic(
+    `fast 64 MiB in ${fast.ms.toFixed(0)} ms; meanwhile the slow reader read ${(slowGot / MiB).toFixed(2)} MiB, the plugin made ${(slowMade / MiB).toFixed(2)} MiB for it`,
+  );
   assert.ok(slowGot < size / 4, `slow reader already has ${slowGot} bytes`);
   // ...and what the plugin made for the slow reader but the reader has not read is all that sits
   // in between (plugin, pipe, daemon, sockets): about a window plus kernel buffers, never the body.

@@ -18,7 +18,9 @@ before(async () => {
 after(() => p?.close());
 
 /** Reads a streamed GET, noting when each line arrived. */
-function linesWithArrival(url: string): Promise<{ status: number; headers: Record<string, unknown>; lines: { at: number; text: string }[] }> {
+function linesWithArrival(
+  url: string,
+): Promise<{ status: number; headers: Record<string, unknown>; lines: { at: number; text: string }[] }> {
   return within(
     new Promise((resolve, reject) => {
       const req = httpGet(url, { agent: false }, (res) => {
@@ -51,7 +53,11 @@ test("Hono: routes, params, query, JSON in and out", async () => {
 
   assert.deepEqual(await getJson(`${p.url}/hono/users/42?q=x%20y`), { id: "42", q: "x y" });
 
-  const echo = await fetchRaw(`${p.url}/hono/echo`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ a: [1, "ü"] }) });
+  const echo = await fetchRaw(`${p.url}/hono/echo`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ a: [1, "ü"] }),
+  });
   assert.equal(echo.status, 200);
   assert.deepEqual(JSON.parse(echo.body.toString()), { got: { a: [1, "ü"] }, type: "application/json" });
 
@@ -71,7 +77,9 @@ test("Hono: streamSSE events arrive one by one", async () => {
   const r = await linesWithArrival(`${p.url}/hono/sse`);
   assert.equal(r.status, 200);
   assert.match(String(r.headers["content-type"]), /^text\/event-stream/);
-  const events = r.lines.filter((l) => l.text.startsWith("data: ")).map((l) => ({ at: l.at, ...(JSON.parse(l.text.slice(6)) as { i: number; t: number }) }));
+  const events = r.lines
+    .filter((l) => l.text.startsWith("data: "))
+    .map((l) => ({ at: l.at, ...(JSON.parse(l.text.slice(6)) as { i: number; t: number }) }));
   assert.deepEqual(
     events.map((e) => e.i),
     [0, 1, 2, 3, 4],
@@ -85,7 +93,11 @@ test("Express via fromNodeHandler: GET, JSON body parsing, 404 from express", as
   assert.equal(hello.status, 200);
   assert.equal(hello.body.toString(), "hello from express portico");
 
-  const json = await fetchRaw(`${p.url}/ex/json`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ x: 1 }) });
+  const json = await fetchRaw(`${p.url}/ex/json`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ x: 1 }),
+  });
   assert.equal(json.status, 201);
   assert.deepEqual(JSON.parse(json.body.toString()), { got: { x: 1 }, path: "/ex/json", forwardedPrefix: "/ex" });
 

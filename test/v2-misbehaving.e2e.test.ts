@@ -7,10 +7,7 @@ import { type Running, startPortico, until } from "./support/portico.js";
 const BAD = fileURLToPath(new URL("./fixtures/v2-bad.mjs", import.meta.url));
 let p: Running;
 before(async () => {
-  p = await startPortico([
-    { id: "bad", command: process.execPath, args: [BAD], http: "timeout_seconds = 3" },
-    { id: "alpha" },
-  ]);
+  p = await startPortico([{ id: "bad", command: process.execPath, args: [BAD], http: "timeout_seconds = 3" }, { id: "alpha" }]);
 });
 after(() => p?.close());
 

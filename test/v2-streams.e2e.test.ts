@@ -7,8 +7,8 @@
  */
 import assert from "node:assert/strict";
 import { get as httpGet, request as httpRequest } from "node:http";
-import { fileURLToPath } from "node:url";
 import { after, before, test } from "node:test";
+import { fileURLToPath } from "node:url";
 import { type Running, startPortico, until } from "./support/portico.js";
 import { fetchRaw, getJson, labSpec, MiB, streamGet, within } from "./support/v2.js";
 
@@ -53,7 +53,9 @@ test("SSE: events arrive one by one, the first long before the plugin made the l
           arrivals.push({ at, id: i, t });
         }
       });
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, type: res.headers["content-type"], te: res.headers["transfer-encoding"] }));
+      res.on("end", () =>
+        resolve({ status: res.statusCode ?? 0, type: res.headers["content-type"], te: res.headers["transfer-encoding"] }),
+      );
       res.on("error", reject);
     });
     req.on("error", reject);
@@ -227,10 +229,14 @@ test("plugin dies mid-stream: the client sees a truncated transfer, portico rest
   assert.match(out.body.toString(), /^chunk 0\nchunk 1\nchunk 2\n$/);
   assert.equal(out.complete, false, "a cut chunked body must not look complete");
   assert.ok(out.truncated, "the client must be able to tell the body was cut");
-  await until(async () => {
-    const h = await healthOf("labd");
-    return h.state === "ready" && h.restarts > before.restarts && h.pid !== before.pid;
-  }, 10_000, "labd to be restarted");
+  await until(
+    async () => {
+      const h = await healthOf("labd");
+      return h.state === "ready" && h.restarts > before.restarts && h.pid !== before.pid;
+    },
+    10_000,
+    "labd to be restarted",
+  );
   const again = await getJson<{ pid: number }>(`${p.url}/labd/pid`);
   assert.notEqual(again.pid, before.pid);
   // The daemon itself never stopped serving.
@@ -267,7 +273,11 @@ test("a response that breaks its own Content-Length is cut, never passed on as c
 
 test("a plugin answering before it read the upload: the client gets the answer, no stream lingers", async () => {
   for (const size of [100, MiB, 16 * MiB]) {
-    const r = await fetchRaw(`${p.url}/lab/early`, { method: "POST", body: Buffer.alloc(size, 1), headers: { "content-type": "application/octet-stream" } }, 30_000);
+    const r = await fetchRaw(
+      `${p.url}/lab/early`,
+      { method: "POST", body: Buffer.alloc(size, 1), headers: { "content-type": "application/octet-stream" } },
+      30_000,
+    );
     assert.equal(r.status, 413);
     assert.deepEqual(JSON.parse(r.body.toString()), { error: "not reading that" });
     await until(async () => (await healthOf("lab")).inFlight === 0, 5000, `no stream left in flight after a ${size}-byte upload`);
@@ -279,7 +289,11 @@ test("many exchanges at once on one plugin stay apart", async () => {
   const results = await Promise.all(
     Array.from({ length: n }, async (_, i) => {
       const body = Buffer.alloc(64 * 1024 + i * 4099, i);
-      const r = await fetchRaw(`${p.url}/lab/echo?tag=x${i}`, { method: "POST", body, headers: { "content-type": "application/octet-stream" } }, 30_000);
+      const r = await fetchRaw(
+        `${p.url}/lab/echo?tag=x${i}`,
+        { method: "POST", body, headers: { "content-type": "application/octet-stream" } },
+        30_000,
+      );
       return { i, r, body };
     }),
   );
@@ -325,10 +339,13 @@ test("a v1 request is answered while a v2 stream is held open", async () => {
   const tag = `held-${Date.now()}`;
   const req = httpGet(`${p.url}/lab/hold?tag=${tag}`, { agent: false });
   try {
-    await within(new Promise<void>((resolve, reject) => {
-      req.on("response", (res) => res.once("data", () => resolve()));
-      req.on("error", reject);
-    }), "the held stream to start");
+    await within(
+      new Promise<void>((resolve, reject) => {
+        req.on("response", (res) => res.once("data", () => resolve()));
+        req.on("error", reject);
+      }),
+      "the held stream to start",
+    );
     const r = await fetchRaw(`${p.url}/py/`);
     assert.equal(r.status, 200);
   } finally {

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { type IncomingMessage, request as httpRequest } from "node:http";
+import { request as httpRequest, type IncomingMessage } from "node:http";
 import type { Socket } from "node:net";
 import { after, before, test } from "node:test";
 import WebSocket from "ws";
@@ -43,11 +43,15 @@ function next(ws: WebSocket): Promise<{ data: Buffer; isBinary: boolean }> {
 }
 
 function closed(ws: WebSocket): Promise<{ code: number; reason: string }> {
-  return within(new Promise((resolve) => ws.once("close", (code: number, reason: Buffer) => resolve({ code, reason: reason.toString() }))), "close");
+  return within(
+    new Promise((resolve) => ws.once("close", (code: number, reason: Buffer) => resolve({ code, reason: reason.toString() }))),
+    "close",
+  );
 }
 
 const stderrLines = () => p.logs.filter((l) => l.stream === "stderr").map((l) => String(l.msg));
-const inFlight = async () => (await getJson<{ plugins: { id: string; inFlight: number }[] }>(`${p.url}/health`)).plugins.find((x) => x.id === "lab")!.inFlight;
+const inFlight = async () =>
+  (await getJson<{ plugins: { id: string; inFlight: number }[] }>(`${p.url}/health`)).plugins.find((x) => x.id === "lab")!.inFlight;
 
 test("echo: text and binary (every byte value, and a message bigger than the window)", async () => {
   const ws = await open("/lab/ws?tag=echo");
@@ -223,13 +227,17 @@ test("client vanishes without a close: the plugin's socket closes (1006)", async
 });
 
 test("a client message over the 16 MiB frame limit is refused (1009); the plugin is not hurt", async () => {
-  const before = (await getJson<{ plugins: { id: string; pid: number; restarts: number }[] }>(`${p.url}/health`)).plugins.find((x) => x.id === "lab")!;
+  const before = (await getJson<{ plugins: { id: string; pid: number; restarts: number }[] }>(`${p.url}/health`)).plugins.find(
+    (x) => x.id === "lab",
+  )!;
   const ws = await open("/lab/ws?tag=huge");
   const c = closed(ws);
   ws.on("error", () => {});
   ws.send(Buffer.alloc(17 * 1024 * 1024));
   assert.equal((await c).code, 1009);
-  const after = (await getJson<{ plugins: { id: string; pid: number; restarts: number }[] }>(`${p.url}/health`)).plugins.find((x) => x.id === "lab")!;
+  const after = (await getJson<{ plugins: { id: string; pid: number; restarts: number }[] }>(`${p.url}/health`)).plugins.find(
+    (x) => x.id === "lab",
+  )!;
   assert.equal(after.pid, before.pid);
   assert.equal(after.restarts, before.restarts);
   const ok = await open("/lab/ws?tag=after-huge");
@@ -240,17 +248,24 @@ test("a client message over the 16 MiB frame limit is refused (1009); the plugin
 
 // Last: it restarts the plugin.
 test("the plugin dies with a tunnel open: the client sees an abnormal close, portico restarts it", async () => {
-  const health = async () => (await getJson<{ plugins: { id: string; state: string; pid: number; restarts: number }[] }>(`${p.url}/health`)).plugins.find((x) => x.id === "lab")!;
+  const health = async () =>
+    (await getJson<{ plugins: { id: string; state: string; pid: number; restarts: number }[] }>(`${p.url}/health`)).plugins.find(
+      (x) => x.id === "lab",
+    )!;
   const before = await health();
   const ws = await open("/lab/ws?tag=die");
   ws.on("error", () => {});
   const c = closed(ws);
   ws.send("die");
   assert.equal((await c).code, 1006);
-  await until(async () => {
-    const h = await health();
-    return h.state === "ready" && h.restarts > before.restarts;
-  }, 10_000, "lab to be restarted");
+  await until(
+    async () => {
+      const h = await health();
+      return h.state === "ready" && h.restarts > before.restarts;
+    },
+    10_000,
+    "lab to be restarted",
+  );
   const again = await open("/lab/ws?tag=reborn");
   again.send("hi");
   assert.equal((await next(again)).data.toString(), "hi");

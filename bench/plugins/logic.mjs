@@ -28,7 +28,7 @@ const TEXT = "text/plain; charset=utf-8";
 const BINARY = "application/octet-stream";
 
 /** The route a path (with the prefix already removed) and query select, with its parameters. */
-export function route(method, path, params) {
+export function route(_method, path, params) {
   switch (path) {
     case "/":
     case "/small":
@@ -44,7 +44,9 @@ export function route(method, path, params) {
     case "/events": {
       const n = Number(params.get("n") ?? 10);
       const interval = Number(params.get("interval") ?? 10);
-      return Number.isInteger(n) && n >= 0 && n <= MAX_EVENTS && interval >= 0 && interval <= 60_000 ? { kind: "events", n, interval } : { kind: "bad" };
+      return Number.isInteger(n) && n >= 0 && n <= MAX_EVENTS && interval >= 0 && interval <= 60_000
+        ? { kind: "events", n, interval }
+        : { kind: "bad" };
     }
     case "/ws":
       return { kind: "ws" };
@@ -117,7 +119,12 @@ export function makeFetchHandler({ upgradeWebSocket } = {}) {
         let stop;
         const body = new ReadableStream({
           start(controller) {
-            stop = schedule(r.n, r.interval, (i) => controller.enqueue(event(i)), () => controller.close());
+            stop = schedule(
+              r.n,
+              r.interval,
+              (i) => controller.enqueue(event(i)),
+              () => controller.close(),
+            );
             request.signal.addEventListener("abort", () => stop(), { once: true });
           },
           cancel: () => stop?.(),
@@ -190,7 +197,12 @@ export function makeNodeHandler({ prefix = "" } = {}) {
         req.resume();
         res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
         res.flushHeaders();
-        const stop = schedule(r.n, r.interval, (i) => res.write(event(i)), () => res.end());
+        const stop = schedule(
+          r.n,
+          r.interval,
+          (i) => res.write(event(i)),
+          () => res.end(),
+        );
         res.on("close", stop);
         return;
       }

@@ -16,7 +16,8 @@ export interface AdminContext {
 
 /** Answers a request in the reserved space; throws GatewayError for anything it does not serve. */
 export async function handleAdmin(req: IncomingMessage, res: ServerResponse, path: string, ctx: AdminContext): Promise<number> {
-  const endpoint = path === "/health" || path === "/health/" ? "health" : path === "/metrics" || path === "/metrics/" ? "metrics" : undefined;
+  const endpoint =
+    path === "/health" || path === "/health/" ? "health" : path === "/metrics" || path === "/metrics/" ? "metrics" : undefined;
   if (!endpoint) throw new GatewayError("not_found", `nothing at ${path} in the reserved space`);
   if (req.method !== "GET" && req.method !== "HEAD") {
     res.setHeader("Allow", "GET, HEAD");

@@ -9,6 +9,7 @@ const Counter = require("prom-client/lib/counter") as typeof Prom.Counter;
 const Gauge = require("prom-client/lib/gauge") as typeof Prom.Gauge;
 const Histogram = require("prom-client/lib/histogram") as typeof Prom.Histogram;
 const Registry = require("prom-client/lib/registry") as typeof Prom.Registry;
+
 import { PLUGIN_STATES, type Plugin } from "../host/plugin.js";
 
 export class Metrics {

@@ -10,7 +10,14 @@ import { ConfigError, loadConfigFile, type PorticoConfig, parseListen, resolveCo
 import { createPortico } from "../gateway/index.js";
 import { buildRoutes, type Refusal } from "../host/index.js";
 import { createLogger, LOG_LEVELS } from "../log.js";
-import { discoverPlugins, formatProblem, loadManifest, MANIFEST_FILE, type ManifestProblem, type PluginManifest } from "../manifest/index.js";
+import {
+  discoverPlugins,
+  formatProblem,
+  loadManifest,
+  MANIFEST_FILE,
+  type ManifestProblem,
+  type PluginManifest,
+} from "../manifest/index.js";
 import { DEFAULT_RESERVED_PREFIXES, Router } from "../router/index.js";
 
 const USAGE = `usage:
@@ -82,7 +89,7 @@ async function settings(values: ReturnType<typeof parse>["values"]): Promise<Por
 
 async function serve(args: string[]): Promise<number> {
   const config = await settings(parse(args).values);
-  if (!config.pluginsDir) throw new UsageError("serve needs --plugins DIR (or plugins = \"DIR\" in portico.toml)");
+  if (!config.pluginsDir) throw new UsageError('serve needs --plugins DIR (or plugins = "DIR" in portico.toml)');
   if (!existsSync(config.pluginsDir) || !statSync(config.pluginsDir).isDirectory()) {
     throw new UsageError(`plugins folder ${config.pluginsDir} does not exist; pass the folder that holds one sub-folder per plugin`);
   }
@@ -185,11 +192,19 @@ async function routes(args: string[]): Promise<number> {
   // path is one look down the first column.
   const body = [
     ...router.reservedPrefixes.map((p) => [p, "(portico)", "-", "-"]),
-    ...router.routes().map((r) => [r.prefix, r.pluginId, `${r.timeoutMs / 1000}s`, r.maxBodyBytes === undefined ? "default" : bytes(r.maxBodyBytes)]),
+    ...router
+      .routes()
+      .map((r) => [r.prefix, r.pluginId, `${r.timeoutMs / 1000}s`, r.maxBodyBytes === undefined ? "default" : bytes(r.maxBodyBytes)]),
   ].sort((a, b) => (a[0]! < b[0]! ? -1 : a[0]! > b[0]! ? 1 : 0));
   const rows = [["PREFIX", "PLUGIN", "TIMEOUT", "MAX BODY"], ...body];
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  for (const r of rows) process.stdout.write(`${r.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd()}\n`);
+  for (const r of rows)
+    process.stdout.write(
+      `${r
+        .map((c, i) => c.padEnd(widths[i]!))
+        .join("  ")
+        .trimEnd()}\n`,
+    );
   const notServed: Refusal[] = [...problems.map((p) => ({ plugin: p.file, reason: formatProblem(p) })), ...refused];
   if (notServed.length) {
     process.stdout.write("\nnot served:\n");

@@ -4,7 +4,8 @@ import { GatewayError } from "../errors.js";
 /** 413 before a byte is read (or invited with 100-continue) when Content-Length is over `limit`. */
 export function refuseDeclaredOver(req: IncomingMessage, limit: number): void {
   const declared = req.headers["content-length"];
-  if (declared !== undefined && Number(declared) > limit) throw new GatewayError("payload_too_large", `Content-Length ${declared} > ${limit}`);
+  if (declared !== undefined && Number(declared) > limit)
+    throw new GatewayError("payload_too_large", `Content-Length ${declared} > ${limit}`);
 }
 
 /**

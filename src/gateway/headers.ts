@@ -1,6 +1,7 @@
 /** Header rules at the proxy boundary, both directions (RFC 9110 §7.6.1). */
-import type { IncomingMessage } from "node:http";
+
 import { randomUUID } from "node:crypto";
+import type { IncomingMessage } from "node:http";
 import type { HeaderList } from "../protocol/v1.js";
 
 /** Meaningful for one connection only; never forwarded. */
@@ -32,7 +33,7 @@ function connectionTokens(values: Iterable<string>): Set<string> | undefined {
   return tokens;
 }
 
-const REQUEST_ID = /^[A-Za-z0-9._:\-]{1,128}$/;
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /** The client's X-Request-Id when it is a sane token, else a fresh one. */
 export function requestIdOf(req: IncomingMessage): string {
@@ -73,7 +74,8 @@ export function forwardRequestHeaders(req: IncomingMessage, ctx: ForwardContext)
       }
       if (lower === "x-forwarded-proto") proto ??= value;
       else if (lower === "x-forwarded-host") host ??= value;
-      else if (lower === "x-forwarded-prefix") continue; // always ours: it is the route's
+      else if (lower === "x-forwarded-prefix")
+        continue; // always ours: it is the route's
       else out.push([name, value]);
       continue;
     }

@@ -5,21 +5,21 @@
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
-import type { Duplex } from "node:stream";
 import { performance } from "node:perf_hooks";
+import type { Duplex } from "node:stream";
 import { handleAdmin, Metrics } from "../admin/index.js";
 import { DEFAULT_CONFIG, type PorticoConfig, resolveConfig } from "../config.js";
 import { errorResponse, GatewayError } from "../errors.js";
-import { loadPlugins, type Plugin, PluginHost, type Refusal, buildRoutes } from "../host/index.js";
+import { buildRoutes, loadPlugins, type Plugin, PluginHost, type Refusal } from "../host/index.js";
 import { createLogger, type Logger } from "../log.js";
 import type { PluginManifest } from "../manifest/index.js";
 import type { HttpReply } from "../protocol/v1.js";
-import { type Route, Router, DEFAULT_RESERVED_PREFIXES } from "../router/index.js";
+import { DEFAULT_RESERVED_PREFIXES, type Route, Router } from "../router/index.js";
 import { normalizeTarget, type Target } from "../target/index.js";
 import { readBody, refuseDeclaredOver } from "./body.js";
-import { endWithResponse } from "./raw.js";
 import { forwardRequestHeaders, requestIdOf, responseHead } from "./headers.js";
 import { proxyV2, requestHasBody } from "./proxy-v2.js";
+import { endWithResponse } from "./raw.js";
 import { tunnelWebSocket } from "./websocket.js";
 
 type Normal = Extract<Target, { ok: true }>;
@@ -73,7 +73,11 @@ export function createPortico(options: PorticoOptions = {}): Portico {
       refused.push(...loaded.refused);
     }
     if (extra) {
-      const built = buildRoutes([...extra].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)), router, defaults);
+      const built = buildRoutes(
+        [...extra].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)),
+        router,
+        defaults,
+      );
       manifests.push(...built.accepted);
       refused.push(...built.refused);
     }
@@ -128,7 +132,14 @@ export function createPortico(options: PorticoOptions = {}): Portico {
       metrics.observe(plugin, route?.prefix ?? "", status, seconds);
       const failed = error !== undefined && status >= 500;
       if (failed || log.isLevelEnabled("info")) {
-        const line = { reqId: requestId, method: req.method, path: req.url, plugin: plugin || undefined, status, ms: Math.round(seconds * 1e4) / 10 };
+        const line = {
+          reqId: requestId,
+          method: req.method,
+          path: req.url,
+          plugin: plugin || undefined,
+          status,
+          ms: Math.round(seconds * 1e4) / 10,
+        };
         if (failed) log.warn({ ...line, err: error?.message }, "request failed");
         else log.info(line, "request");
       }
@@ -137,7 +148,14 @@ export function createPortico(options: PorticoOptions = {}): Portico {
   }
 
   /** nexo's exchange: the whole body in, one buffered reply out. */
-  async function forwardV1(req: IncomingMessage, res: ServerResponse, plugin: Plugin, route: Route, target: Normal, requestId: string): Promise<number> {
+  async function forwardV1(
+    req: IncomingMessage,
+    res: ServerResponse,
+    plugin: Plugin,
+    route: Route,
+    target: Normal,
+    requestId: string,
+  ): Promise<number> {
     const limit = route.maxBodyBytes ?? config.maxBodyBytes;
     refuseDeclaredOver(req, limit);
     invite(req, res);
@@ -156,7 +174,14 @@ export function createPortico(options: PorticoOptions = {}): Portico {
   }
 
   /** Protocol v2: bodies streamed both ways; a limit only if the manifest sets one. */
-  async function forwardV2(req: IncomingMessage, res: ServerResponse, plugin: Plugin, route: Route, target: Normal, requestId: string): Promise<number> {
+  async function forwardV2(
+    req: IncomingMessage,
+    res: ServerResponse,
+    plugin: Plugin,
+    route: Route,
+    target: Normal,
+    requestId: string,
+  ): Promise<number> {
     const limit = route.maxBodyBytes ?? Number.POSITIVE_INFINITY;
     refuseDeclaredOver(req, limit);
     const hasBody = requestHasBody(req);
@@ -214,7 +239,15 @@ export function createPortico(options: PorticoOptions = {}): Portico {
       metrics.exchangeEnded(route.pluginId);
       const seconds = (performance.now() - started) / 1000;
       metrics.observe(route.pluginId, route.prefix, status, seconds);
-      const line = { reqId: requestId, method: req.method, path: req.url, plugin: route.pluginId, status, websocket: true, ms: Math.round(seconds * 1e4) / 10 };
+      const line = {
+        reqId: requestId,
+        method: req.method,
+        path: req.url,
+        plugin: route.pluginId,
+        status,
+        websocket: true,
+        ms: Math.round(seconds * 1e4) / 10,
+      };
       if (error && status >= 500) log.warn({ ...line, err: error.message }, "upgrade failed");
       else log.info(line, "upgrade");
     }
@@ -340,10 +373,13 @@ function onClientError(err: NodeJS.ErrnoException, socket: Duplex, log: Logger):
     return;
   }
   const code =
-    err.code === "HPE_INVALID_URL" ? "bad_target"
-    : err.code === "HPE_HEADER_OVERFLOW" ? "headers_too_large"
-    : err.code === "ERR_HTTP_REQUEST_TIMEOUT" ? "request_timeout"
-    : "bad_request";
+    err.code === "HPE_INVALID_URL"
+      ? "bad_target"
+      : err.code === "HPE_HEADER_OVERFLOW"
+        ? "headers_too_large"
+        : err.code === "ERR_HTTP_REQUEST_TIMEOUT"
+          ? "request_timeout"
+          : "bad_request";
   const { status, headers, body } = errorResponse(new GatewayError(code, err.message));
   const requestId = randomUUID();
   endWithResponse(socket, status, [...withoutLength(headers), ["X-Request-Id", requestId]], body);

@@ -20,7 +20,8 @@ export function validateHeadV2(value: unknown, allowUpgrade = false): ResponseHe
   if (typeof value !== "object" || value === null) throw new GatewayError("bad_reply", "response HEAD is not an object");
   const h = value as Record<string, unknown>;
   const status = h.status;
-  const ok = typeof status === "number" && Number.isInteger(status) && ((status >= 200 && status <= 599) || (allowUpgrade && status === 101));
+  const ok =
+    typeof status === "number" && Number.isInteger(status) && ((status >= 200 && status <= 599) || (allowUpgrade && status === 101));
   if (!ok) throw new GatewayError("bad_reply", `status ${JSON.stringify(status)} is not an integer in 200..599`);
   return { status: status as number, headers: validateHeaders(h.headers ?? []) };
 }

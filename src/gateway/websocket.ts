@@ -9,8 +9,8 @@ import { GatewayError } from "../errors.js";
 import { MAX_PAYLOAD, type Stream, WsOpcode } from "../protocol/v2.js";
 import type { Route } from "../router/index.js";
 import { responseHead } from "./headers.js";
-import { endWithResponse } from "./raw.js";
 import { validateHeadV2 } from "./proxy-v2.js";
+import { endWithResponse } from "./raw.js";
 
 /** The subprotocol the plugin chose, carried from its 101 to ws's handshake. */
 const chosenProtocol = new WeakMap<IncomingMessage, string>();
@@ -33,7 +33,8 @@ const webSocketServer = (): Promise<WebSocketServer> =>
   ));
 
 /** Close codes a peer may send on the wire (RFC 6455 §7.4). */
-const sendable = (code: number) => code === 1000 || (code >= 1001 && code <= 1014 && code !== 1004 && code !== 1005 && code !== 1006) || (code >= 3000 && code <= 4999);
+const sendable = (code: number) =>
+  code === 1000 || (code >= 1001 && code <= 1014 && code !== 1004 && code !== 1005 && code !== 1006) || (code >= 3000 && code <= 4999);
 
 export interface TunnelOptions {
   route: Route;

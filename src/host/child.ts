@@ -101,8 +101,7 @@ export class Child {
     });
     // 'close', not 'exit': a reply written just before the child exits is still in the pipe.
     proc.on("close", (code, signal) => {
-      const reason =
-        this.#killReason ?? (signal ? `killed by ${signal}` : `exited with code ${code}`);
+      const reason = this.#killReason ?? (signal ? `killed by ${signal}` : `exited with code ${code}`);
       this.#onExit({ code, signal, reason });
     });
     proc.stdin?.on("error", () => {}); // EPIPE when the child is gone; the exit handler reports it.
@@ -276,7 +275,10 @@ export class Child {
     try {
       value = JSON.parse(line.toString("utf8"));
     } catch {
-      this.#log.warn({ line: preview(line) }, "plugin wrote a non-JSON line on stdout; skipped (stdout is for protocol frames, log to stderr)");
+      this.#log.warn(
+        { line: preview(line) },
+        "plugin wrote a non-JSON line on stdout; skipped (stdout is for protocol frames, log to stderr)",
+      );
       return;
     }
     const frame = classify(value);

@@ -7,8 +7,8 @@ import { discoverPlugins, formatProblem, type PluginManifest } from "../manifest
 import { type Route, RouteError, type Router } from "../router/index.js";
 import { Plugin, type SupervisorOptions } from "./plugin.js";
 
-export { Plugin, type PluginState, type PluginStatus, PLUGIN_STATES, DEFAULT_SUPERVISOR } from "./plugin.js";
 export type { SupervisorOptions } from "./plugin.js";
+export { DEFAULT_SUPERVISOR, PLUGIN_STATES, Plugin, type PluginState, type PluginStatus } from "./plugin.js";
 
 export interface RouteDefaults {
   timeoutSeconds: number;

@@ -167,11 +167,7 @@ export class Plugin extends EventEmitter<PluginEvents> {
 
   #unavailable(): GatewayError {
     const retryAfter =
-      this.#state === "restarting"
-        ? Math.max(1, Math.ceil((this.#nextAttemptAt - Date.now()) / 1000))
-        : this.#state === "failed"
-          ? 60
-          : 1;
+      this.#state === "restarting" ? Math.max(1, Math.ceil((this.#nextAttemptAt - Date.now()) / 1000)) : this.#state === "failed" ? 60 : 1;
     return new GatewayError("plugin_unavailable", `plugin ${this.id} is ${this.#state}`, { retryAfter });
   }
 
@@ -202,9 +198,10 @@ export class Plugin extends EventEmitter<PluginEvents> {
       const exit = await child.waitExit();
       if (this.#child !== child || this.#state !== "starting") return;
       const tail = child.stderrTail();
-      const why = (err as Error).message.includes("exited") || (err as Error).message.includes("killed")
-        ? `exited before initialize (${exit.reason})`
-        : (err as Error).message;
+      const why =
+        (err as Error).message.includes("exited") || (err as Error).message.includes("killed")
+          ? `exited before initialize (${exit.reason})`
+          : (err as Error).message;
       this.#log.error({ stderr: tail.length ? tail.join("\n") : undefined }, `plugin failed to start: ${why}`);
       this.#onCrash({ ...exit, reason: why });
     }
@@ -228,7 +225,10 @@ export class Plugin extends EventEmitter<PluginEvents> {
     this.#nextAttemptAt = now + delay;
     // Its last words on stderr say why, and at warn they are seen where info lines are not.
     const tail = this.#child?.stderrTail().slice(-5);
-    this.#log.warn({ exit: info.reason, restartInMs: delay, stderr: tail?.length ? tail.join("\n") : undefined }, "plugin exited; restarting");
+    this.#log.warn(
+      { exit: info.reason, restartInMs: delay, stderr: tail?.length ? tail.join("\n") : undefined },
+      "plugin exited; restarting",
+    );
     this.#setState("restarting");
     this.#restartTimer = setTimeout(() => {
       this.#restarts++;

@@ -1,11 +1,11 @@
-import { readFile, readdir, stat } from "node:fs/promises";
+import { readdir, readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { parse, type TomlTable } from "smol-toml";
 import type { ManifestProblem, PluginManifest } from "./types.js";
 import { validateManifest } from "./validate.js";
 
-export * from "./types.js";
 export { mountPrefixProblem, suggestMountPrefix } from "./mount-prefix.js";
+export * from "./types.js";
 
 /** The file name nexo looks for in each plugin folder. */
 export const MANIFEST_FILE = "nexo-plugin.toml";
@@ -33,14 +33,20 @@ export async function loadManifest(file: string): Promise<Loaded> {
   try {
     bytes = await readFile(abs);
   } catch (err) {
-    return { problems: [{ file: abs, key: "(file)", message: `cannot read the file: ${errorText(err)}`, fix: "check that the file exists and is readable" }] };
+    return {
+      problems: [
+        { file: abs, key: "(file)", message: `cannot read the file: ${errorText(err)}`, fix: "check that the file exists and is readable" },
+      ],
+    };
   }
   let text: string;
   try {
     // fatal: TOML must be UTF-8, and silently replacing bad bytes would change the values read.
     text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
   } catch {
-    return { problems: [{ file: abs, key: "(file)", message: "is not valid UTF-8 text", fix: "save the file as UTF-8 (TOML requires it)" }] };
+    return {
+      problems: [{ file: abs, key: "(file)", message: "is not valid UTF-8 text", fix: "save the file as UTF-8 (TOML requires it)" }],
+    };
   }
   return parseManifest(text, abs);
 }
@@ -58,12 +64,14 @@ export async function discoverPlugins(dir: string): Promise<{ manifests: PluginM
   } catch (err) {
     return {
       manifests: [],
-      problems: [{
-        file: root,
-        key: "(dir)",
-        message: `cannot read the plugins directory: ${errorText(err)}`,
-        fix: "create it, or point portico at the folder that holds one sub-folder per plugin",
-      }],
+      problems: [
+        {
+          file: root,
+          key: "(dir)",
+          message: `cannot read the plugins directory: ${errorText(err)}`,
+          fix: "create it, or point portico at the folder that holds one sub-folder per plugin",
+        },
+      ],
     };
   }
 

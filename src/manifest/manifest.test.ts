@@ -1,17 +1,17 @@
-import { test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { test } from "node:test";
 import fc from "fast-check";
 import {
   discoverPlugins,
   formatProblem,
   loadManifest,
+  type ManifestProblem,
   mountPrefixProblem,
   parseManifest,
   suggestMountPrefix,
-  type ManifestProblem,
 } from "./index.js";
 
 const FILE = "/plugins/demo/nexo-plugin.toml";
@@ -122,13 +122,24 @@ test("minimal manifest: defaults for name, description, entrypoint, http", () =>
 });
 
 test("entrypoint and http defaults; integer timeout; max_body_bytes", () => {
-  const r = parseManifest(`${WITH_EP}[plugin.http]\nmount_prefix = "/a/b.c~d-e_f"\ntimeout_seconds = 86400\nmax_body_bytes = 1048576\n`, FILE);
+  const r = parseManifest(
+    `${WITH_EP}[plugin.http]\nmount_prefix = "/a/b.c~d-e_f"\ntimeout_seconds = 86400\nmax_body_bytes = 1048576\n`,
+    FILE,
+  );
   assert.deepEqual(r.problems, []);
   assert.deepEqual(r.manifest!.entrypoint, { command: "node", args: [], env: {} });
-  assert.deepEqual(r.manifest!.http, { mountPrefix: "/a/b.c~d-e_f", timeoutSeconds: 86400, idleTimeoutSeconds: undefined, maxBodyBytes: 1048576 });
+  assert.deepEqual(r.manifest!.http, {
+    mountPrefix: "/a/b.c~d-e_f",
+    timeoutSeconds: 86400,
+    idleTimeoutSeconds: undefined,
+    maxBodyBytes: 1048576,
+  });
   // Unset means "the daemon's default" (portico.toml [limits], else 30 s).
   assert.equal(parseManifest(`${WITH_EP}[plugin.http]\nmount_prefix = "/x"\n`, FILE).manifest!.http!.timeoutSeconds, undefined);
-  assert.equal(parseManifest(`${WITH_EP}[plugin.http]\nmount_prefix = "/x"\nidle_timeout_seconds = 3600\n`, FILE).manifest!.http!.idleTimeoutSeconds, 3600);
+  assert.equal(
+    parseManifest(`${WITH_EP}[plugin.http]\nmount_prefix = "/x"\nidle_timeout_seconds = 3600\n`, FILE).manifest!.http!.idleTimeoutSeconds,
+    3600,
+  );
   failsAt(`${WITH_EP}[plugin.http]\nmount_prefix = "/x"\nidle_timeout_seconds = 0\n`, "plugin.http.idle_timeout_seconds");
 });
 
@@ -139,7 +150,7 @@ test("empty command means not a subprocess", () => {
 });
 
 test("accepted ids and versions", () => {
-  for (const id of ["a", "reference_demo", "my-plugin-2", "a" + "b".repeat(63)]) {
+  for (const id of ["a", "reference_demo", "my-plugin-2", `a${"b".repeat(63)}`]) {
     assert.deepEqual(parseManifest(`[plugin]\nid = "${id}"\nversion = "1.0.0"\n`, FILE).problems, [], id);
   }
   for (const v of ["0.0.0", "1.2.3-beta.1", "1.2.3+build.5", "10.20.30-rc.1+sha.abc"]) {
@@ -186,7 +197,7 @@ test("name, description, min_nexo_version must be strings", () => {
 });
 
 test("entrypoint: table, command, args, env", () => {
-  failsAt(`${BASE.replace("[plugin]\n", "[plugin]\nentrypoint = \"node\"\n")}`, "plugin.entrypoint");
+  failsAt(`${BASE.replace("[plugin]\n", '[plugin]\nentrypoint = "node"\n')}`, "plugin.entrypoint");
   assert.match(failsAt(`${BASE}[plugin.entrypoint]\ncommand = ["node"]\n`, "plugin.entrypoint.command").message, /found array/);
   failsAt(`${BASE}[plugin.entrypoint]\ncommand = "   "\n`, "plugin.entrypoint.command");
   failsAt(`${BASE}[plugin.entrypoint]\ncommand = "no\\u0000de"\n`, "plugin.entrypoint.command");
@@ -212,7 +223,7 @@ test("env keys: NEXO_ refused, names must be valid", () => {
 });
 
 test("http: must be a table; mount_prefix required and typed", () => {
-  failsAt(`${WITH_EP.replace("[plugin]\n", "[plugin]\nhttp = \"/x\"\n")}`, "plugin.http");
+  failsAt(`${WITH_EP.replace("[plugin]\n", '[plugin]\nhttp = "/x"\n')}`, "plugin.http");
   const missing = failsAt(`${WITH_EP}[plugin.http]\ntimeout_seconds = 5\n`, "plugin.http.mount_prefix");
   assert.match(missing.fix, /"\/demo"/, "suggests the id as prefix");
   assert.match(failsAt(`${WITH_EP}[plugin.http]\nmount_prefix = 5\n`, "plugin.http.mount_prefix").message, /found integer/);
@@ -298,7 +309,7 @@ test("mountPrefixProblem: accepts segments of unreserved characters (property)",
     .filter((s) => s !== "." && s !== "..");
   fc.assert(
     fc.property(fc.array(segment, { minLength: 1, maxLength: 5 }), (segs) => {
-      assert.equal(mountPrefixProblem("/" + segs.join("/")), undefined);
+      assert.equal(mountPrefixProblem(`/${segs.join("/")}`), undefined);
     }),
   );
 });
@@ -342,7 +353,10 @@ test("discoverPlugins: sorted by id, skips folders without a manifest", async ()
     fs.writeFileSync(path.join(root, "README.md"), "not a plugin");
     const r = await discoverPlugins(root);
     assert.deepEqual(r.problems, []);
-    assert.deepEqual(r.manifests.map((m) => m.id), ["alpha", "mid", "zeta"]);
+    assert.deepEqual(
+      r.manifests.map((m) => m.id),
+      ["alpha", "mid", "zeta"],
+    );
     assert.equal(r.manifests[0]!.dir, path.join(root, "b-folder"));
   } finally {
     fs.rmSync(root, { recursive: true, force: true });
@@ -356,7 +370,10 @@ test("discoverPlugins: duplicate ids refuse the second, naming both files", asyn
     const second = writePlugin(root, "two", "same");
     writePlugin(root, "three", "other");
     const r = await discoverPlugins(root);
-    assert.deepEqual(r.manifests.map((m) => m.file), [path.join(root, "three", "nexo-plugin.toml"), first]);
+    assert.deepEqual(
+      r.manifests.map((m) => m.file),
+      [path.join(root, "three", "nexo-plugin.toml"), first],
+    );
     assert.equal(r.problems.length, 1);
     const p = r.problems[0]!;
     assert.equal(p.file, second);
@@ -374,7 +391,10 @@ test("discoverPlugins: a bad manifest is reported, the others still load", async
     fs.mkdirSync(path.join(root, "bad"));
     fs.writeFileSync(path.join(root, "bad", "nexo-plugin.toml"), "[plugin\n");
     const r = await discoverPlugins(root);
-    assert.deepEqual(r.manifests.map((m) => m.id), ["good"]);
+    assert.deepEqual(
+      r.manifests.map((m) => m.id),
+      ["good"],
+    );
     assert.equal(r.problems.length, 1);
     assert.equal(r.problems[0]!.key, "(file)");
     assert.equal(r.problems[0]!.file, path.join(root, "bad", "nexo-plugin.toml"));
@@ -405,7 +425,7 @@ test("loadManifest: unreadable or non-UTF-8 file is a (file) problem", async () 
     assert.equal(r.problems[0]!.key, "(file)");
     assert.match(r.problems[0]!.message, /UTF-8/);
     const withBom = path.join(root, "bom.toml");
-    fs.writeFileSync(withBom, "\uFEFF" + BASE);
+    fs.writeFileSync(withBom, `\uFEFF${BASE}`);
     assert.deepEqual((await loadManifest(withBom)).problems, []);
   } finally {
     fs.rmSync(root, { recursive: true, force: true });

@@ -13,7 +13,7 @@ export function mountPrefixProblem(prefix: string): string | undefined {
   if (!prefix.startsWith("/")) return "must start with '/'";
   if (/[?#]/.test(prefix)) return "must not contain '?' or '#' (a prefix is a path, not a query or fragment)";
   if (prefix === "/") {
-    return "must not be \"/\": it would shadow the whole surface, including the daemon's reserved prefixes";
+    return 'must not be "/": it would shadow the whole surface, including the daemon\'s reserved prefixes';
   }
   if (prefix.endsWith("/")) return "must not end with '/' (a prefix matches whole segments, so the '/' is implied)";
   const segments = prefix.slice(1).split("/");
@@ -39,7 +39,7 @@ export function suggestMountPrefix(prefix: string, fallback = "my_plugin"): stri
     .split(/[\\/]+/)
     .map((s) => safeDecode(s).replace(/[^A-Za-z0-9._~-]+/g, "_"))
     .filter((s) => s !== "" && s !== "." && s !== "..");
-  return "/" + (segments.length > 0 ? segments.join("/") : fallback);
+  return `/${segments.length > 0 ? segments.join("/") : fallback}`;
 }
 
 function safeDecode(segment: string): string {

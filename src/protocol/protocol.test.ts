@@ -4,12 +4,16 @@ import fc from "fast-check";
 import { GatewayError } from "../errors.js";
 import { classify, LineSplitter } from "./jsonrpc.js";
 import { decodeBase64, decodeReply, encodeRequest, replyEnvelope, validateReply } from "./v1.js";
-import { encodeFrame, FrameParser, frameHeader, FrameType, ProtocolError, Session, type SessionOptions, type Stream } from "./v2.js";
+import { encodeFrame, FrameParser, FrameType, frameHeader, ProtocolError, Session, type SessionOptions, type Stream } from "./v2.js";
 
 const split = (chunks: Buffer[], max = 1024) => {
   const lines: string[] = [];
   const overflows: number[] = [];
-  const s = new LineSplitter(max, (l) => lines.push(l.toString()), (n) => overflows.push(n));
+  const s = new LineSplitter(
+    max,
+    (l) => lines.push(l.toString()),
+    (n) => overflows.push(n),
+  );
   for (const c of chunks) s.push(c);
   s.end();
   return { lines, overflows };
@@ -18,18 +22,25 @@ const split = (chunks: Buffer[], max = 1024) => {
 describe("LineSplitter", () => {
   test("any chunking of the stream gives the same lines", () => {
     fc.assert(
-      fc.property(fc.array(fc.string({ unit: fc.constantFrom("a", "b", "{", "}", "é") , maxLength: 20 }), { maxLength: 10 }), fc.array(fc.nat(), { maxLength: 8 }), (lines, cuts) => {
-        const whole = Buffer.from(lines.map((l) => `${l}\n`).join(""));
-        const points = [...new Set(cuts.map((c) => c % (whole.length + 1)))].sort((a, b) => a - b);
-        const chunks: Buffer[] = [];
-        let at = 0;
-        for (const p of points) {
-          chunks.push(whole.subarray(at, p));
-          at = p;
-        }
-        chunks.push(whole.subarray(at));
-        assert.deepEqual(split(chunks).lines, lines.filter((l) => l.length > 0));
-      }),
+      fc.property(
+        fc.array(fc.string({ unit: fc.constantFrom("a", "b", "{", "}", "é"), maxLength: 20 }), { maxLength: 10 }),
+        fc.array(fc.nat(), { maxLength: 8 }),
+        (lines, cuts) => {
+          const whole = Buffer.from(lines.map((l) => `${l}\n`).join(""));
+          const points = [...new Set(cuts.map((c) => c % (whole.length + 1)))].sort((a, b) => a - b);
+          const chunks: Buffer[] = [];
+          let at = 0;
+          for (const p of points) {
+            chunks.push(whole.subarray(at, p));
+            at = p;
+          }
+          chunks.push(whole.subarray(at));
+          assert.deepEqual(
+            split(chunks).lines,
+            lines.filter((l) => l.length > 0),
+          );
+        },
+      ),
     );
   });
 
@@ -57,7 +68,13 @@ describe("classify", () => {
 
 describe("v1 codec", () => {
   test("the request frame is the seed's broker.event, byte for byte in shape", () => {
-    const line = encodeRequest("demo", "_inbox.abc", { method: "GET", path: "/demo/x", query: "a=1", headers: [["Host", "h"]], body_base64: "" });
+    const line = encodeRequest("demo", "_inbox.abc", {
+      method: "GET",
+      path: "/demo/x",
+      query: "a=1",
+      headers: [["Host", "h"]],
+      body_base64: "",
+    });
     assert.ok(line.endsWith("\n"));
     assert.ok(!line.slice(0, -1).includes("\n") && !line.includes("\r"));
     const f = JSON.parse(line);
@@ -78,8 +95,21 @@ describe("v1 codec", () => {
 
   test("replies: full Event, thin Event, and bare payload", () => {
     const http = { status: 201, headers: [["A", "1"]], body_base64: "aGk=" };
-    const full = { topic: "_inbox.1", event: { id: "e", timestamp: "t", topic: "_inbox.1", source: "p", session_id: null, payload: { id: "m", topic: "_inbox.1", reply_to: null, payload: http } } };
-    const thin = { topic: "_inbox.1", event: { topic: "_inbox.1", source: "p", payload: { topic: "_inbox.1", reply_to: null, payload: http } } };
+    const full = {
+      topic: "_inbox.1",
+      event: {
+        id: "e",
+        timestamp: "t",
+        topic: "_inbox.1",
+        source: "p",
+        session_id: null,
+        payload: { id: "m", topic: "_inbox.1", reply_to: null, payload: http },
+      },
+    };
+    const thin = {
+      topic: "_inbox.1",
+      event: { topic: "_inbox.1", source: "p", payload: { topic: "_inbox.1", reply_to: null, payload: http } },
+    };
     const bare = { topic: "_inbox.1", event: { topic: "_inbox.1", source: "p", payload: http } };
     for (const params of [full, thin, bare]) {
       const env = replyEnvelope(params);
@@ -121,7 +151,11 @@ describe("v1 codec", () => {
       { status: 200, body_base64: "aGk=\n" },
     ];
     for (const b of bad) {
-      assert.throws(() => validateReply(b), (e: unknown) => e instanceof GatewayError && e.code === "bad_reply", JSON.stringify(b));
+      assert.throws(
+        () => validateReply(b),
+        (e: unknown) => e instanceof GatewayError && e.code === "bad_reply",
+        JSON.stringify(b),
+      );
     }
   });
 
@@ -266,7 +300,10 @@ describe("v2 session", () => {
           payloads.map((_, i) => Buffer.concat(got.get(i + 1) ?? [])),
           payloads.map((p) => Buffer.from(p)),
         );
-        assert.deepEqual(ends, payloads.map((_, i) => i + 1).filter((id) => id % 2 === 0));
+        assert.deepEqual(
+          ends,
+          payloads.map((_, i) => i + 1).filter((id) => id % 2 === 0),
+        );
       }),
     );
   });

@@ -388,7 +388,9 @@ export class Stream {
       this.#credit -= n;
       at += n;
       const flags = end && last ? END : 0;
-      this.#session.write(n > 0 ? [frameHeader(FrameType.DATA, flags, this.id, n), piece] : [frameHeader(FrameType.DATA, flags, this.id, 0)]);
+      this.#session.write(
+        n > 0 ? [frameHeader(FrameType.DATA, flags, this.id, n), piece] : [frameHeader(FrameType.DATA, flags, this.id, 0)],
+      );
       const writable = this.#session.whenWritable();
       if (writable) {
         this.#waits++;

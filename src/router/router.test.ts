@@ -4,7 +4,13 @@ import fc from "fast-check";
 import { underPrefix } from "../target/index.js";
 import { type Route, RouteError, Router } from "./index.js";
 
-const route = (pluginId: string, prefix: string): Route => ({ pluginId, prefix, timeoutMs: 30_000, idleTimeoutMs: 300_000, maxBodyBytes: 1024 });
+const route = (pluginId: string, prefix: string): Route => ({
+  pluginId,
+  prefix,
+  timeoutMs: 30_000,
+  idleTimeoutMs: 300_000,
+  maxBodyBytes: 1024,
+});
 
 function refused(fn: () => void, reason: RouteError["reason"], ...mentions: string[]): void {
   assert.throws(fn, (err: unknown) => {
@@ -18,7 +24,17 @@ function refused(fn: () => void, reason: RouteError["reason"], ...mentions: stri
 describe("register", () => {
   test("refuses reserved prefixes, their children, their parents and case variants", () => {
     const r = new Router();
-    for (const p of ["/health", "/health/x", "/metrics", "/pair", "/admin/users", "/.well-known/acme", "/HEALTH", "/Admin", "/Health/live"]) {
+    for (const p of [
+      "/health",
+      "/health/x",
+      "/metrics",
+      "/pair",
+      "/admin/users",
+      "/.well-known/acme",
+      "/HEALTH",
+      "/Admin",
+      "/Health/live",
+    ]) {
       refused(() => r.register(route("p", p)), "reserved", p);
     }
     refused(() => r.register(route("p", "/")), "invalid");
@@ -36,7 +52,8 @@ describe("register", () => {
 
   test("refuses malformed prefixes", () => {
     const r = new Router();
-    for (const p of ["", "x", "/x/", "/a//b", "/a/../b", "/a?b", "/a#b", "/a%20b", "/a b"]) refused(() => r.register(route("p", p)), "invalid");
+    for (const p of ["", "x", "/x/", "/a//b", "/a/../b", "/a?b", "/a#b", "/a%20b", "/a b"])
+      refused(() => r.register(route("p", p)), "invalid");
   });
 
   test("a second plugin asking for a held prefix is refused, naming both", () => {
@@ -52,7 +69,10 @@ describe("register", () => {
     r.register(route("p", "/old"));
     r.register(route("p", "/new"));
     assert.equal(r.match("/old/x"), undefined);
-    assert.deepEqual(r.routes().map((x) => x.prefix), ["/new"]);
+    assert.deepEqual(
+      r.routes().map((x) => x.prefix),
+      ["/new"],
+    );
     r.register({ ...route("p", "/new"), timeoutMs: 5 });
     assert.equal(r.routeOf("p")?.timeoutMs, 5);
   });
@@ -61,7 +81,10 @@ describe("register", () => {
     const r = new Router();
     r.register(route("p", "/mine"));
     refused(() => r.register(route("p", "/health")), "reserved");
-    assert.deepEqual(r.routes().map((x) => x.prefix), ["/mine"]);
+    assert.deepEqual(
+      r.routes().map((x) => x.prefix),
+      ["/mine"],
+    );
   });
 });
 
@@ -100,17 +123,22 @@ describe("match", () => {
     const seg = fc.constantFrom("a", "b", "api", "v1", "x", "A");
     const prefixArb = fc.array(seg, { minLength: 1, maxLength: 4 }).map((s) => `/${s.join("/")}`);
     fc.assert(
-      fc.property(fc.uniqueArray(prefixArb, { maxLength: 12, selector: (p) => p.toLowerCase() }), fc.array(seg, { maxLength: 6 }), fc.boolean(), (prefixes, segs, slash) => {
-        const router = new Router();
-        prefixes.forEach((p, i) => router.register(route(`p${i}`, p)));
-        const path = `/${segs.join("/")}${slash && segs.length ? "/" : ""}`;
-        const linear = prefixes
-          .map((p, i) => ({ p, id: `p${i}` }))
-          .filter(({ p }) => underPrefix(path, p))
-          .sort((x, y) => y.p.length - x.p.length)[0]?.id;
-        const m = router.match(path);
-        assert.equal(m?.kind === "plugin" ? m.route.pluginId : undefined, linear);
-      }),
+      fc.property(
+        fc.uniqueArray(prefixArb, { maxLength: 12, selector: (p) => p.toLowerCase() }),
+        fc.array(seg, { maxLength: 6 }),
+        fc.boolean(),
+        (prefixes, segs, slash) => {
+          const router = new Router();
+          prefixes.forEach((p, i) => router.register(route(`p${i}`, p)));
+          const path = `/${segs.join("/")}${slash && segs.length ? "/" : ""}`;
+          const linear = prefixes
+            .map((p, i) => ({ p, id: `p${i}` }))
+            .filter(({ p }) => underPrefix(path, p))
+            .sort((x, y) => y.p.length - x.p.length)[0]?.id;
+          const m = router.match(path);
+          assert.equal(m?.kind === "plugin" ? m.route.pluginId : undefined, linear);
+        },
+      ),
       { numRuns: 2000 },
     );
   });

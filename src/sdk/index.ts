@@ -19,7 +19,8 @@ import { answerV1, publishFrame, type V1Message } from "./v1.js";
 import { handleStream } from "./v2.js";
 
 export { fromNodeHandler } from "./node.js";
-export { PluginWebSocket, upgradeWebSocket, type UpgradeOptions, type WebSocketCloseEvent } from "./websocket.js";
+export { PluginWebSocket, type UpgradeOptions, upgradeWebSocket, type WebSocketCloseEvent } from "./websocket.js";
+
 import { closeAllWebSockets } from "./websocket.js";
 
 export type FetchHandler = (request: Request) => Response | Promise<Response>;
@@ -98,7 +99,11 @@ export function serve(options: ServeOptions): PluginServer {
   // v1 until (and unless) the handshake switches to v2.
   let session: Session | undefined;
   const writeLine = (line: string) => out.write(line);
-  const lines = new LineSplitter(64 * 1024 * 1024, (line) => onLine(line), () => process.stderr.write("portico-sdk: dropped an oversized line\n"));
+  const lines = new LineSplitter(
+    64 * 1024 * 1024,
+    (line) => onLine(line),
+    () => process.stderr.write("portico-sdk: dropped an oversized line\n"),
+  );
 
   const onLine = (line: Buffer) => {
     let msg: Msg;

@@ -4,7 +4,7 @@
  * connection, so the listener gets a genuine IncomingMessage/ServerResponse, and the response
  * streams back as it is written (SSE from Express works).
  */
-import { createServer, type IncomingMessage, request as httpRequest, type RequestListener } from "node:http";
+import { createServer, request as httpRequest, type IncomingMessage, type RequestListener } from "node:http";
 import { Duplex, Readable } from "node:stream";
 import type { FetchHandler } from "./index.js";
 
@@ -60,7 +60,8 @@ export function fromNodeHandler(listener: RequestListener): FetchHandler {
           createConnection: () => client as never,
           method: request.method,
           path: `${url.pathname}${url.search}`,
-          headers: hasBody && !request.headers.has("content-length") ? [...headers, ["transfer-encoding", "chunked"]].flat() : headers.flat(),
+          headers:
+            hasBody && !request.headers.has("content-length") ? [...headers, ["transfer-encoding", "chunked"]].flat() : headers.flat(),
         },
         (res: IncomingMessage) => {
           const status = res.statusCode ?? 500;

@@ -108,7 +108,15 @@ export interface ExchangeRequest {
 /** A Request for the wire head; `body` is the request body (a stream in v2, bytes in v1), if any. */
 export function lazyRequest(head: RequestHead, body: ReadableStream<Uint8Array> | Uint8Array | undefined): ExchangeRequest {
   const host = head.headers?.find(([k]) => k.length === 4 && k.toLowerCase() === "host")?.[1] ?? "localhost";
-  const state: LazyState = { head, url: urlOf(head, host), headers: undefined, body, controller: undefined, abortReason: undefined, request: undefined };
+  const state: LazyState = {
+    head,
+    url: urlOf(head, host),
+    headers: undefined,
+    body,
+    controller: undefined,
+    abortReason: undefined,
+    request: undefined,
+  };
   const request = Object.create(LazyRequest.prototype) as LazyRequest;
   request[real] = state;
   return {

@@ -17,10 +17,13 @@ const open = new Set<PluginWebSocket>();
 /** On shutdown: every open socket is closed with 1001 (going away); resolves when all are closed or after `ms`. */
 export function closeAllWebSockets(ms: number): Promise<void> {
   if (open.size === 0) return Promise.resolve();
-  const closed = [...open].map((s) => new Promise<void>((resolve) => {
-    s.addEventListener("close", () => resolve(), { once: true });
-    s._goingAway();
-  }));
+  const closed = [...open].map(
+    (s) =>
+      new Promise<void>((resolve) => {
+        s.addEventListener("close", () => resolve(), { once: true });
+        s._goingAway();
+      }),
+  );
   return Promise.race([Promise.all(closed).then(() => {}), new Promise<void>((resolve) => setTimeout(resolve, ms).unref())]);
 }
 
@@ -58,7 +61,11 @@ export class PluginWebSocket extends EventTarget {
   send(data: WebSocketData): void {
     if (this.readyState !== PluginWebSocket.OPEN) throw new Error("WebSocket is not open");
     const text = typeof data === "string";
-    const bytes = text ? Buffer.from(data) : ArrayBuffer.isView(data) ? Buffer.from(data.buffer, data.byteOffset, data.byteLength) : Buffer.from(data);
+    const bytes = text
+      ? Buffer.from(data)
+      : ArrayBuffer.isView(data)
+        ? Buffer.from(data.buffer, data.byteOffset, data.byteLength)
+        : Buffer.from(data);
     // A message is one WS frame, and portico ends a plugin that sends a frame over 16 MiB.
     if (bytes.length > MAX_PAYLOAD) throw new RangeError(`WebSocket message of ${bytes.length} bytes exceeds ${MAX_PAYLOAD}`);
     this.#queue(text ? WsOpcode.TEXT : WsOpcode.BINARY, bytes);
@@ -76,7 +83,12 @@ export class PluginWebSocket extends EventTarget {
 
   /** Pings the client; a `pong` event follows when it answers. */
   ping(data: WebSocketData = ""): void {
-    const bytes = typeof data === "string" ? Buffer.from(data) : ArrayBuffer.isView(data) ? Buffer.from(data.buffer, data.byteOffset, data.byteLength) : Buffer.from(data);
+    const bytes =
+      typeof data === "string"
+        ? Buffer.from(data)
+        : ArrayBuffer.isView(data)
+          ? Buffer.from(data.buffer, data.byteOffset, data.byteLength)
+          : Buffer.from(data);
     this.#queue(WsOpcode.PING, bytes);
   }
 

@@ -33,8 +33,7 @@ function badChar(raw: string, i: number): Fail {
 /** ALPHA / DIGIT / '-' / '.' / '_' / '~' (RFC 3986 §2.3): their encodings mean the same as the char. */
 function unreserved(c: number): boolean {
   return (
-    (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39) ||
-    c === 0x2d || c === DOT || c === 0x5f || c === 0x7e
+    (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39) || c === 0x2d || c === DOT || c === 0x5f || c === 0x7e
   );
 }
 
@@ -115,7 +114,7 @@ function absoluteToOrigin(raw: string): string | Fail {
   }
   if (i === start) return fail("absolute-form without a host");
   if (i === raw.length) return "/";
-  return raw.charCodeAt(i) === SLASH ? raw.slice(i) : "/" + raw.slice(i);
+  return raw.charCodeAt(i) === SLASH ? raw.slice(i) : `/${raw.slice(i)}`;
 }
 
 /**
@@ -135,7 +134,7 @@ function normalizePath(raw: string, end: number): string | Fail {
       const b = hexValue(raw.charCodeAt(i + 2));
       if (i + 2 >= end || a < 0 || b < 0) return fail(`malformed percent-encoding at ${i}`);
       const v = a * 16 + b;
-      const escape = "%" + HEX.charAt(a) + HEX.charAt(b);
+      const escape = `%${HEX.charAt(a)}${HEX.charAt(b)}`;
       if (refusedEscape(v)) return fail(`refused percent-encoding ${escape} at ${i}`);
       seg += raw.slice(from, i) + (unreserved(v) ? String.fromCharCode(v) : escape);
       i += 2;
@@ -158,7 +157,7 @@ function normalizePath(raw: string, end: number): string | Fail {
     }
   }
   if (out.length === 0) return "/";
-  return "/" + out.join("/") + (trailingSlash ? "/" : "");
+  return `/${out.join("/")}${trailingSlash ? "/" : ""}`;
 }
 
 /**
@@ -167,8 +166,5 @@ function normalizePath(raw: string, end: number): string | Fail {
  */
 export function underPrefix(path: string, prefix: string): boolean {
   if (prefix === "" || prefix === "/") return path.charCodeAt(0) === SLASH;
-  return (
-    path.startsWith(prefix) &&
-    (path.length === prefix.length || path.charCodeAt(prefix.length) === SLASH)
-  );
+  return path.startsWith(prefix) && (path.length === prefix.length || path.charCodeAt(prefix.length) === SLASH);
 }

@@ -1,8 +1,8 @@
-import { describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { describe, it } from "node:test";
 import fc from "fast-check";
-import { normalizeTarget, underPrefix } from "./index.js";
 import type { Target } from "./index.js";
+import { normalizeTarget, underPrefix } from "./index.js";
 
 const RUNS = { numRuns: 2000 };
 
@@ -10,8 +10,7 @@ const RUNS = { numRuns: 2000 };
 type Row = [string, string | null, string?];
 
 /** JSON.stringify leaves DEL and non-ASCII raw: escape them too so test names stay readable. */
-const show = (s: string) =>
-  JSON.stringify(s).replace(/[^\x20-\x7e]/g, (c) => "\\u" + c.charCodeAt(0).toString(16).padStart(4, "0"));
+const show = (s: string) => JSON.stringify(s).replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 
 function table(rows: Row[]): void {
   for (const [raw, path, query = ""] of rows) {
@@ -183,9 +182,46 @@ const isUnreserved = (c: string) => /^[A-Za-z0-9\-._~]$/.test(c);
 
 /** Targets built from pieces chosen to hit every rule and every trick at once. */
 const FRAGMENTS = [
-  "/", "//", ".", "..", "%2e", "%2E", "%2f", "%2F", "%5c", "%5C", "\\", "health", "HEALTH",
-  "Health", "app", "api", "h", "%68", "%48", "ealth", "%65alth", "?", "%", "%2", "%00", "%1f",
-  "%7F", "%41", "%3a", "%C3%a9", "%25", ";", "..;", "x", "~", "%7e", "#", " ", "é", "=&",
+  "/",
+  "//",
+  ".",
+  "..",
+  "%2e",
+  "%2E",
+  "%2f",
+  "%2F",
+  "%5c",
+  "%5C",
+  "\\",
+  "health",
+  "HEALTH",
+  "Health",
+  "app",
+  "api",
+  "h",
+  "%68",
+  "%48",
+  "ealth",
+  "%65alth",
+  "?",
+  "%",
+  "%2",
+  "%00",
+  "%1f",
+  "%7F",
+  "%41",
+  "%3a",
+  "%C3%a9",
+  "%25",
+  ";",
+  "..;",
+  "x",
+  "~",
+  "%7e",
+  "#",
+  " ",
+  "é",
+  "=&",
 ];
 const targetArb = fc.oneof(
   fc
@@ -202,7 +238,7 @@ const targetArb = fc.oneof(
       fc.constantFrom("health", "%68ealth", "HEALTH", "h%65alth", "health/x", "healthz", "health?x"),
     )
     .map(([a, b, c]) => a + b.join("") + c),
-  fc.string({ unit: "binary-ascii", maxLength: 24 }).map((s) => "/" + s),
+  fc.string({ unit: "binary-ascii", maxLength: 24 }).map((s) => `/${s}`),
   fc.string({ maxLength: 16 }),
 );
 
@@ -217,7 +253,7 @@ function model(raw: string): Target {
   let rest = raw;
   if (abs) {
     if (abs[1] === "") return bad;
-    rest = abs[2] === "" ? "/" : abs[2]!.startsWith("?") ? "/" + abs[2] : abs[2]!;
+    rest = abs[2] === "" ? "/" : abs[2]!.startsWith("?") ? `/${abs[2]}` : abs[2]!;
   }
   if (!rest.startsWith("/")) return bad;
   const q = rest.indexOf("?");
@@ -228,7 +264,7 @@ function model(raw: string): Target {
   const decoded = rawPath.replace(/%([0-9a-fA-F]{2})/g, (_, h: string) => {
     const c = String.fromCharCode(parseInt(h, 16));
     if (c === "/" || c === "\\" || c < " " || c === "\u007f") refused = true;
-    return isUnreserved(c) ? c : "%" + h.toUpperCase();
+    return isUnreserved(c) ? c : `%${h.toUpperCase()}`;
   });
   if (refused) return bad;
   const segs = decoded.replace(/\/+/g, "/").split("/").slice(1);
@@ -243,7 +279,7 @@ function model(raw: string): Target {
   }
   const last = segs[segs.length - 1];
   const trailing = last === "" || last === "." || last === "..";
-  const path = out.length === 0 ? "/" : "/" + out.join("/") + (trailing ? "/" : "");
+  const path = out.length === 0 ? "/" : `/${out.join("/")}${trailing ? "/" : ""}`;
   return { ok: true, path, query };
 }
 
@@ -258,7 +294,7 @@ function naive(raw: string): string {
     if (s === "..") out.pop();
     else if (s !== "." && s !== "") out.push(s);
   }
-  return "/" + out.join("/");
+  return `/${out.join("/")}`;
 }
 
 function checkInvariants(path: string): void {
@@ -293,7 +329,7 @@ describe("properties", () => {
         const t = normalizeTarget(raw);
         if (!t.ok) return;
         assert.deepEqual(normalizeTarget(t.path), { ok: true, path: t.path, query: "" });
-        const withQuery = t.path + (t.query ? "?" + t.query : "");
+        const withQuery = t.path + (t.query ? `?${t.query}` : "");
         assert.deepEqual(normalizeTarget(withQuery), t);
       }),
       RUNS,
@@ -312,44 +348,57 @@ describe("properties", () => {
 
   it("no spelling reaches another space", () => {
     const SEGMENTS = [
-      "health", "HEALTH", "app", "api", ".", "..", "", "a%2Fb", "a%2fb", "%5C", "%3A", "%3a", ";",
-      "..;", "a.b", "~x", "%C3%A9", "%25", "%2541",
+      "health",
+      "HEALTH",
+      "app",
+      "api",
+      ".",
+      "..",
+      "",
+      "a%2Fb",
+      "a%2fb",
+      "%5C",
+      "%3A",
+      "%3a",
+      ";",
+      "..;",
+      "a.b",
+      "~x",
+      "%C3%A9",
+      "%25",
+      "%2541",
     ];
     const NAMES = ["x", "health", "app", "a.b", "..;", "%3A"];
     fc.assert(
-      fc.property(
-        fc.array(fc.constantFrom(...SEGMENTS), { minLength: 1, maxLength: 8 }),
-        fc.gen(),
-        (segs, g) => {
-          const randomCase = (h: string) => (g(fc.boolean) ? h.toLowerCase() : h.toUpperCase());
-          // Encode unreserved chars at random (random hex case); re-case existing escapes.
-          const spellSegment = (seg: string) =>
-            (seg.match(/%[0-9A-Fa-f]{2}|./g) ?? [])
-              .map((tok) => {
-                if (tok.length === 3) return "%" + randomCase(tok.slice(1));
-                if (!isUnreserved(tok) || !g(fc.boolean)) return tok;
-                const v = tok.charCodeAt(0);
-                return "%" + randomCase(HEXDIGIT[v >> 4]! + HEXDIGIT[v & 15]!);
-              })
-              .join("");
-          const pieces: string[] = [];
-          for (const seg of segs) {
-            // Insertions go before a segment, never after the last (that would add a trailing '/').
-            for (let n = g(fc.nat, 2); n > 0; n--) {
-              if (g(fc.boolean)) pieces.push(spellSegment(g(fc.constantFrom, ...NAMES)), spellSegment(".."));
-              else pieces.push(spellSegment("."));
-            }
-            pieces.push(spellSegment(seg));
+      fc.property(fc.array(fc.constantFrom(...SEGMENTS), { minLength: 1, maxLength: 8 }), fc.gen(), (segs, g) => {
+        const randomCase = (h: string) => (g(fc.boolean) ? h.toLowerCase() : h.toUpperCase());
+        // Encode unreserved chars at random (random hex case); re-case existing escapes.
+        const spellSegment = (seg: string) =>
+          (seg.match(/%[0-9A-Fa-f]{2}|./g) ?? [])
+            .map((tok) => {
+              if (tok.length === 3) return `%${randomCase(tok.slice(1))}`;
+              if (!isUnreserved(tok) || !g(fc.boolean)) return tok;
+              const v = tok.charCodeAt(0);
+              return `%${randomCase(HEXDIGIT[v >> 4]! + HEXDIGIT[v & 15]!)}`;
+            })
+            .join("");
+        const pieces: string[] = [];
+        for (const seg of segs) {
+          // Insertions go before a segment, never after the last (that would add a trailing '/').
+          for (let n = g(fc.nat, 2); n > 0; n--) {
+            if (g(fc.boolean)) pieces.push(spellSegment(g(fc.constantFrom, ...NAMES)), spellSegment(".."));
+            else pieces.push(spellSegment("."));
           }
-          let spelling = g(fc.constantFrom, "", "", "http://h", "HTTPS://h");
-          for (const p of pieces) spelling += "/".repeat(g(fc.integer, { min: 1, max: 3 })) + p;
+          pieces.push(spellSegment(seg));
+        }
+        let spelling = g(fc.constantFrom, "", "", "http://h", "HTTPS://h");
+        for (const p of pieces) spelling += "/".repeat(g(fc.integer, { min: 1, max: 3 })) + p;
 
-          const canonical = normalizeTarget("/" + segs.join("/"));
-          const spelled = normalizeTarget(spelling);
-          if (canonical.ok) assert.deepEqual(spelled, canonical, `spelling ${spelling}`);
-          else assert.equal(spelled.ok, false, `spelling ${spelling} → ${JSON.stringify(spelled)}`);
-        },
-      ),
+        const canonical = normalizeTarget(`/${segs.join("/")}`);
+        const spelled = normalizeTarget(spelling);
+        if (canonical.ok) assert.deepEqual(spelled, canonical, `spelling ${spelling}`);
+        else assert.equal(spelled.ok, false, `spelling ${spelling} → ${JSON.stringify(spelled)}`);
+      }),
       { numRuns: 5000 },
     );
   });

@@ -105,9 +105,12 @@ export function rawRequest(port: number, data: string | Buffer, options: RawOpti
     socket.write(typeof data === "string" ? Buffer.from(data, "latin1") : data);
     (options.more ?? []).forEach((chunk, i) => {
       timers.push(
-        setTimeout(() => {
-          if (!done && socket.writable) socket.write(typeof chunk === "string" ? Buffer.from(chunk, "latin1") : chunk);
-        }, (i + 1) * (options.gapMs ?? 50)),
+        setTimeout(
+          () => {
+            if (!done && socket.writable) socket.write(typeof chunk === "string" ? Buffer.from(chunk, "latin1") : chunk);
+          },
+          (i + 1) * (options.gapMs ?? 50),
+        ),
       );
     });
     timers.push(setTimeout(() => finish(false), timeoutMs));

@@ -3,8 +3,9 @@
  * under test/fixtures/v2/ (inside the repo, so their `import "portico/sdk"` resolves to dist/ by
  * package self-reference), and small bounded HTTP client helpers on 127.0.0.1.
  */
-import { get as httpGet, type IncomingHttpHeaders, type IncomingMessage, request as httpRequest } from "node:http";
+
 import { readFileSync } from "node:fs";
+import { get as httpGet, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from "node:http";
 import { fileURLToPath } from "node:url";
 import type { PluginSpec } from "./portico.js";
 
@@ -39,7 +40,11 @@ export interface Reply {
 }
 
 /** One request, the whole answer buffered (small bodies only), bounded in time. */
-export function fetchRaw(url: string, init: { method?: string; headers?: Record<string, string>; body?: Buffer | string } = {}, ms = 15_000): Promise<Reply> {
+export function fetchRaw(
+  url: string,
+  init: { method?: string; headers?: Record<string, string>; body?: Buffer | string } = {},
+  ms = 15_000,
+): Promise<Reply> {
   return within(
     new Promise<Reply>((resolve, reject) => {
       const req = httpRequest(url, { method: init.method ?? "GET", headers: init.headers, agent: false }, (res) => {
@@ -87,7 +92,14 @@ export function streamGet(url: string, ms = 15_000, onResponse?: (res: IncomingM
         const done = () => {
           if (settled) return;
           settled = true;
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(parts), complete: res.complete, truncated, error });
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            body: Buffer.concat(parts),
+            complete: res.complete,
+            truncated,
+            error,
+          });
         };
         res.on("data", (c: Buffer) => parts.push(c));
         res.on("aborted", () => {
