@@ -183,8 +183,7 @@ async function sse() {
       res.on("data", (d) => {
         const at = now() - t0;
         buf += d;
-        let i;
-        while ((i = buf.indexOf("\n\n")) !== -1) {
+        for (let i = buf.indexOf("\n\n"); i !== -1; i = buf.indexOf("\n\n")) {
           if (buf.slice(0, i).startsWith("data:")) arrivals.push(at);
           buf = buf.slice(i + 2);
         }
@@ -276,8 +275,14 @@ async function ws() {
     open.map(
       (s) =>
         new Promise((resolve) => {
-          const t = setTimeout(() => (s.terminate(), resolve()), 2000);
-          s.once("close", () => (clearTimeout(t), resolve()));
+          const t = setTimeout(() => {
+            s.terminate();
+            resolve();
+          }, 2000);
+          s.once("close", () => {
+            clearTimeout(t);
+            resolve();
+          });
           s.close(1000);
         }),
     ),

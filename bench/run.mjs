@@ -999,11 +999,24 @@ async function sanityCheck(pair, services) {
     const { WebSocket } = await import("ws");
     const echoed = await new Promise((res, rej) => {
       const ws = new WebSocket(url.replace(/^http/, "ws"), { perMessageDeflate: false, handshakeTimeout: 5000 });
-      const timer = setTimeout(() => (ws.terminate(), rej(new Error("no echo within 5 s"))), 5000);
+      const timer = setTimeout(() => {
+        ws.terminate();
+        rej(new Error("no echo within 5 s"));
+      }, 5000);
       ws.on("open", () => ws.send("ping"));
-      ws.on("message", (d) => (clearTimeout(timer), ws.close(1000), res(String(d))));
-      ws.on("unexpected-response", (_q, r) => (clearTimeout(timer), rej(new Error(`upgrade refused: ${r.statusCode}`))));
-      ws.on("error", (e) => (clearTimeout(timer), rej(e)));
+      ws.on("message", (d) => {
+        clearTimeout(timer);
+        ws.close(1000);
+        res(String(d));
+      });
+      ws.on("unexpected-response", (_q, r) => {
+        clearTimeout(timer);
+        rej(new Error(`upgrade refused: ${r.statusCode}`));
+      });
+      ws.on("error", (e) => {
+        clearTimeout(timer);
+        rej(e);
+      });
     }).catch((err) => {
       throw new Error(`${pair.target.label} WebSocket ${url}: ${err.message}`);
     });

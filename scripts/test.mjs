@@ -1,7 +1,8 @@
 #!/usr/bin/env node
-// Runs every *.test.ts under src/ and test/ with node's test runner (Node 20's --test does not
-// expand globs). Extra arguments are passed through: `npm test -- --test-name-pattern=router`,
-// or file paths to run only those.
+// `npm test`: builds, typechecks everything (tests included), runs Biome's lint and format check,
+// then every *.test.ts under src/ and test/ with node's test runner (Node 20's --test does not
+// expand globs). Extra arguments are passed through: `npm test -- --test-name-pattern=router`, or
+// file paths to run only those (then the typecheck and lint steps are skipped, for a quick loop).
 import { spawnSync } from "node:child_process";
 import { readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
@@ -21,9 +22,25 @@ const files = args.filter((a) => !a.startsWith("-"));
 const flags = args.filter((a) => a.startsWith("-"));
 const targets = files.length ? files : [...find("src"), ...find("test")].sort();
 
+/** Runs one step; exits with its status if it fails. */
+function step(what, args) {
+  const r = spawnSync(process.execPath, args, { stdio: "inherit" });
+  if (r.status !== 0) {
+    process.stderr.write(`npm test: ${what} failed\n`);
+    process.exit(r.status ?? 1);
+  }
+}
+
 // The plugins' TypeScript SDK is imported from dist/ (package self-reference): build it first.
-const build = spawnSync(process.execPath, ["node_modules/typescript/bin/tsc", "-p", "tsconfig.build.json"], { stdio: "inherit" });
-if (build.status !== 0) process.exit(build.status ?? 1);
+step("build", ["node_modules/typescript/bin/tsc", "-p", "tsconfig.build.json"]);
+if (!files.length) {
+  step("typecheck (tsconfig.test.json)", ["node_modules/typescript/bin/tsc", "-p", "tsconfig.test.json"]);
+  step("lint and format check (biome check; `npx biome check --write .` fixes what it can)", [
+    "node_modules/@biomejs/biome/bin/biome",
+    "check",
+    ".",
+  ]);
+}
 
 const r = spawnSync(
   process.execPath,

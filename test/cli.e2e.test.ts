@@ -115,13 +115,13 @@ async function serve(args: string[]): Promise<Server> {
   const lines: Record<string, unknown>[] = [];
   let partial = "";
   let stderr = "";
-  child.stdout!.on("data", (c: Buffer) => {
+  child.stdout.on("data", (c: Buffer) => {
     partial += c;
     const parts = partial.split("\n");
-    partial = parts.pop()!;
+    partial = parts.pop() ?? "";
     for (const l of parts) if (l.trim()) lines.push(JSON.parse(l));
   });
-  child.stderr!.on("data", (c) => (stderr += c));
+  child.stderr.on("data", (c) => (stderr += c));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.on("close", (code, signal) => {
       running.delete(child);
@@ -187,13 +187,14 @@ test("routes: the table serve would build, sorted, with reserved prefixes and pl
   const r = await run(["routes", "--plugins", d]);
   assert.equal(r.code, 0, r.stderr);
   const [table, notServed] = r.stdout.split("\nnot served:\n");
-  const rows = table!
+  assert.ok(table, r.stdout);
+  const rows = table
     .trim()
     .split("\n")
     .map((l) => l.split(/\s{2,}/));
   assert.deepEqual(rows[0], ["PREFIX", "PLUGIN", "TIMEOUT", "MAX BODY"]);
   const body = rows.slice(1);
-  const prefixes = body.map((row) => row[0]!);
+  const prefixes = body.map(([prefix]) => prefix);
   assert.deepEqual(prefixes, [...prefixes].sort(), "sorted by prefix");
   for (const reserved of ["/health", "/metrics", "/pair", "/admin", "/.well-known"]) {
     assert.deepEqual(body.find((row) => row[0] === reserved)?.slice(0, 2), [reserved, "(portico)"]);
@@ -372,7 +373,7 @@ max_body_bytes = 1024
   });
   running.add(quiet);
   let out = "";
-  quiet.stdout!.on("data", (c) => (out += c));
+  quiet.stdout.on("data", (c) => (out += c));
   const quietExit = new Promise((r) => quiet.on("close", r));
   await until(
     async () =>

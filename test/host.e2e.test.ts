@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import type { PluginState } from "../src/index.js";
+import { defined } from "./support/assert.js";
 import { alive, FAST_SUPERVISOR, FIXTURE, type PluginSpec, type Running, startPortico, until } from "./support/portico.js";
 
 type Log = Record<string, unknown>;
@@ -60,13 +61,15 @@ async function metric(p: Running, line: RegExp): Promise<number | undefined> {
   return undefined;
 }
 
+/** The supervised plugin `id` (a failed assertion when portico has none by that id). */
+const pluginIn = (p: Running, id: string) => defined(p.portico.plugins.get(id), `plugin ${id}`);
 const logsOf = (p: Running, plugin: string) => p.logs.filter((l) => l.plugin === plugin);
 const msg = (l: Log) => String(l.msg ?? "");
 
 /** Every state a plugin goes through from now on, with when (Date.now(), the log's clock). */
 function recordStates(p: Running, id: string): { state: PluginState; at: number }[] {
   const seen: { state: PluginState; at: number }[] = [];
-  p.portico.plugins.get(id)!.on("state", (state) => seen.push({ state, at: Date.now() }));
+  pluginIn(p, id).on("state", (state) => seen.push({ state, at: Date.now() }));
   return seen;
 }
 
@@ -79,7 +82,7 @@ test("initialize answered with another plugin id: not ready, log names the plugi
     const line = logsOf(p, "liar").find((l) => msg(l).includes("plugin failed to start"));
     assert.ok(line, "a log line for plugin liar");
     assert.match(msg(line), /initialize answered with plugin id "liar_other", expected "liar"/);
-    await until(() => p.portico.plugins.get("liar")!.state === "failed", 5000, "liar failed");
+    await until(() => pluginIn(p, "liar").state === "failed", 5000, "liar failed");
     const h = pluginOf(await health(p), "liar");
     assert.equal(h.state, "failed");
     assert.match(h.lastExit ?? "", /liar_other/);
@@ -94,7 +97,7 @@ test("no reply to initialize within initTimeoutMs: killed, not ready, log says w
     { initTimeoutMs: 300, maxCrashes: 1 },
     async (p) => {
       // start() resolved: the first handshake is settled, and with maxCrashes 1 that means failed.
-      assert.equal(p.portico.plugins.get("sleepy")!.state, "failed");
+      assert.equal(pluginIn(p, "sleepy").state, "failed");
       const line = logsOf(p, "sleepy").find((l) => msg(l).includes("plugin failed to start"));
       assert.ok(line);
       assert.match(msg(line), /no reply to initialize within 300 ms/);
@@ -126,13 +129,14 @@ test("exit before initialize: reported as such, with the tail of the plugin's st
 test("stderr lines reach the log tagged with the plugin id", async () => {
   await withPortico([{ id: "talker", env: { FIXTURE_STDERR: "hello from talker's stderr" } }, { id: "quiet" }], {}, async (p) => {
     await until(() => p.logs.some((l) => l.msg === "hello from talker's stderr"), 3000, "the stderr line");
-    const line = p.logs.find((l) => l.msg === "hello from talker's stderr")!;
+    const line = p.logs.find((l) => l.msg === "hello from talker's stderr");
+    assert.ok(line);
     assert.equal(line.plugin, "talker");
     assert.equal(line.stream, "stderr");
     // A line written on the way to a crash is logged too, tagged the same way.
     await fetch(`${p.url}/quiet/crash`);
     await until(() => p.logs.some((l) => l.msg === "fixture: crashing on purpose"), 3000, "the crash's stderr line");
-    assert.equal(p.logs.find((l) => l.msg === "fixture: crashing on purpose")!.plugin, "quiet");
+    assert.equal(p.logs.find((l) => l.msg === "fixture: crashing on purpose")?.plugin, "quiet");
   });
 });
 
@@ -160,11 +164,11 @@ test("a crash: restarting (503 + Retry-After), then ready again with a new pid; 
     assert.ok(Number(unavailable.headers.get("retry-after")) >= 1);
     assert.equal(await metric(p, /^portico_plugin_state\{plugin="crasher",state="restarting"\}/), 1);
 
-    await until(() => p.portico.plugins.get("crasher")!.state === "ready", 8000, "ready again");
+    await until(() => pluginIn(p, "crasher").state === "ready", 8000, "ready again");
     const after = pluginOf(await health(p), "crasher");
     assert.equal(after.restarts, 1);
     assert.ok(after.pid && after.pid !== before.pid, `new pid (${before.pid} → ${after.pid})`);
-    assert.ok(!alive(before.pid!), "the crashed process is gone");
+    assert.ok(!alive(before.pid), "the crashed process is gone");
     assert.equal(await metric(p, /^portico_plugin_restarts_total\{plugin="crasher"\}/), 1);
     assert.equal(await metric(p, /^portico_plugin_state\{plugin="crasher",state="ready"\}/), 1);
     assert.deepEqual(
@@ -183,23 +187,20 @@ test("a crash of a plugin whose helper holds its pipes is still noticed, and the
     args: ["-c", `sleep 1000 & echo $! >> "${pidfile}"; exec "${process.execPath}" "${FIXTURE}"`],
   };
   await withPortico([spec], {}, async (p) => {
-    const first = p.portico.plugins.get("helped")!.status().pid;
+    const first = pluginIn(p, "helped").status().pid;
     const res = await fetch(`${p.url}/helped/crash`);
     assert.equal(res.status, 502);
-    await until(
-      () => p.portico.plugins.get("helped")!.state === "ready" && p.portico.plugins.get("helped")!.status().pid !== first,
-      5000,
-      "restart",
-    );
+    await until(() => pluginIn(p, "helped").state === "ready" && pluginIn(p, "helped").status().pid !== first, 5000, "restart");
     const [helper] = pidsIn(pidfile);
-    await until(() => !alive(helper!), 3000, "the crashed plugin's helper to be killed");
+    assert.ok(helper, "the helper's pid recorded");
+    await until(() => !alive(helper), 3000, "the crashed plugin's helper to be killed");
     assert.equal((await fetch(`${p.url}/helped/echo`)).status, 200);
   });
 });
 
 test("repeated crashes within the window: state failed, 503 + Retry-After, visible in /health and /metrics", async () => {
   await withPortico([{ id: "fragile" }, { id: "steady" }], { maxCrashes: 3 }, async (p) => {
-    const plugin = p.portico.plugins.get("fragile")!;
+    const plugin = pluginIn(p, "fragile");
     for (let i = 1; i <= 3; i++) {
       await until(() => plugin.state === "ready", 5000, `ready before crash ${i}`);
       const res = await fetch(`${p.url}/fragile/crash`);
@@ -232,7 +233,7 @@ test("restart delays grow (exponential backoff with jitter)", async () => {
     { restartDelayMs: base, restartMaxDelayMs: 60_000, maxCrashes: 5 },
     async (p) => {
       const states = recordStates(p, "flappy");
-      await until(() => p.portico.plugins.get("flappy")!.state === "failed", 15_000, "failed after 5 crashes");
+      await until(() => pluginIn(p, "flappy").state === "failed", 15_000, "failed after 5 crashes");
       // The first crash happened inside start(), before recording began: take each crash's time from
       // its log line (written in the same tick as the restart timer is set), each attempt's from the
       // state change.
@@ -240,12 +241,13 @@ test("restart delays grow (exponential backoff with jitter)", async () => {
       const attempts = states.filter((s) => s.state === "starting");
       assert.equal(crashes.length, 4);
       assert.equal(attempts.length, 4);
-      const delays = attempts.map((a, i) => a.at - (crashes[i]!.time as number));
+      const delays = attempts.map((a, i) => a.at - (defined(crashes[i], `crash ${i + 1}`).time as number));
+      const delay = (i: number) => defined(delays[i], `delay ${i + 1}`);
       // Timers never fire early: each wait is at least its jittered minimum (a few ms of clock slack).
-      delays.forEach((d, i) => assert.ok(d >= base * 2 ** i * 0.5 - 5, `delay ${i + 1} was ${d} ms`));
+      for (const [i, d] of delays.entries()) assert.ok(d >= base * 2 ** i * 0.5 - 5, `delay ${i + 1} was ${d} ms`);
       // Growth, robust to jitter and to a late timer or two: the later half waits longer than the earlier half.
-      assert.ok(delays[3]! > delays[0]!, `delays ${delays.map(Math.round)}`);
-      assert.ok(delays[2]! + delays[3]! > delays[0]! + delays[1]!, `delays ${delays.map(Math.round)}`);
+      assert.ok(delay(3) > delay(0), `delays ${delays.map(Math.round)}`);
+      assert.ok(delay(2) + delay(3) > delay(0) + delay(1), `delays ${delays.map(Math.round)}`);
       // What the supervisor announced matches its rule exactly.
       const announced = logsOf(p, "flappy")
         .filter((l) => typeof l.restartInMs === "number")
@@ -269,7 +271,7 @@ test("graceful close: shutdown sent, plugins exit by themselves, no process left
   );
   let closed = false;
   try {
-    const pids = ["one", "two"].map((id) => p.portico.plugins.get(id)!.status().pid!);
+    const pids = ["one", "two"].map((id) => defined(pluginIn(p, id).status().pid, `${id}'s pid`));
     assert.ok(pids.every((pid) => pid > 0 && alive(pid)));
     await p.close();
     closed = true;
@@ -277,14 +279,14 @@ test("graceful close: shutdown sent, plugins exit by themselves, no process left
     for (const id of ["one", "two"]) {
       const got = p.logs.filter((l) => l.plugin === id && l.stream === "stderr" && msg(l).startsWith("fixture: got ")).map(msg);
       assert.equal(got.length, 2, `${id}: ${got}`);
-      assert.match(got[0]!, /^fixture: got initialize \{"nexo_version":"/);
+      assert.match(got[0] ?? "", /^fixture: got initialize \{"nexo_version":"/);
       assert.equal(got[1], 'fixture: got shutdown {"reason":"host requested"}', "shutdown sent, as nexo sends it");
     }
     const stopped = p.logs.filter((l) => l.msg === "plugin stopped");
     assert.deepEqual(stopped.map((l) => l.plugin).sort(), ["one", "two"]);
     // Exit code 0 is the fixture answering `shutdown` and leaving on its own: not killed.
     for (const l of stopped) assert.equal(l.exit, "exited with code 0");
-    for (const id of ["one", "two"]) assert.equal(p.portico.plugins.get(id)!.state, "stopped");
+    for (const id of ["one", "two"]) assert.equal(pluginIn(p, id).state, "stopped");
   } finally {
     if (!closed) await p.close();
   }
@@ -304,9 +306,9 @@ test("a plugin ignoring shutdown is killed after the grace period, with its whol
   try {
     const [grandchild, plugin] = pidsIn(pidfile);
     assert.ok(grandchild && plugin, "both pids recorded");
-    assert.equal(p.portico.plugins.get("stubborn")!.status().pid, plugin);
+    assert.equal(pluginIn(p, "stubborn").status().pid, plugin);
     assert.ok(alive(grandchild) && alive(plugin));
-    const polite = p.portico.plugins.get("polite")!.status().pid!;
+    const polite = defined(pluginIn(p, "polite").status().pid, "polite's pid");
     await p.close();
     closed = true;
     assert.ok(!alive(plugin), "plugin killed");
@@ -386,11 +388,15 @@ test("a plugin claiming /health, /Health/x or / is refused; portico's own endpoi
   ];
   await withPortico(specs, {}, async (p) => {
     const refusals = p.logs.filter((l) => msg(l).startsWith("plugin refused"));
-    const named = (re: RegExp) => refusals.find((l) => re.test(String(l.plugin)));
-    assert.match(msg(named(/^grabber$/)!), /reserved prefix "\/health"/);
-    assert.match(msg(named(/^sneaky$/)!), /reserved prefix "\/health"/);
+    const named = (re: RegExp) =>
+      defined(
+        refusals.find((l) => re.test(String(l.plugin))),
+        `a refusal naming ${re}`,
+      );
+    assert.match(msg(named(/^grabber$/)), /reserved prefix "\/health"/);
+    assert.match(msg(named(/^sneaky$/)), /reserved prefix "\/health"/);
     // "/" is already a manifest problem (mount_prefix), reported against the file.
-    assert.match(msg(named(/rooter/)!), /mount_prefix/);
+    assert.match(msg(named(/rooter/)), /mount_prefix/);
     assert.equal(refusals.length, 3);
 
     const h = await health(p);

@@ -18,6 +18,7 @@ import { join } from "node:path";
 import { after, before, type TestContext, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { CHUNK, chunkOf, crc32, expected } from "./fixtures/v2/pattern.mjs";
+import { defined } from "./support/assert.js";
 import { pluginsDir, until } from "./support/portico.js";
 import { getJson, labSpec, MiB, memoryOf, sleep, within } from "./support/v2.js";
 
@@ -52,12 +53,14 @@ before(async () => {
     },
   );
   let rest = "";
-  daemon.stdout!.setEncoding("utf8").on("data", (chunk: string) => {
-    rest += chunk;
-    const parts = rest.split("\n");
-    rest = parts.pop() ?? "";
-    for (const l of parts) if (l) lines.push(JSON.parse(l) as Record<string, unknown>);
-  });
+  defined(daemon.stdout, "the daemon's stdout")
+    .setEncoding("utf8")
+    .on("data", (chunk: string) => {
+      rest += chunk;
+      const parts = rest.split("\n");
+      rest = parts.pop() ?? "";
+      for (const l of parts) if (l) lines.push(JSON.parse(l) as Record<string, unknown>);
+    });
   await until(
     () => lines.some((l) => String(l.msg).startsWith("portico listening on ")) || daemon.exitCode !== null,
     15_000,
@@ -66,7 +69,7 @@ before(async () => {
   const listening = lines.find((l) => String(l.msg).startsWith("portico listening on "));
   assert.ok(listening, `portico did not start: ${JSON.stringify(lines)}`);
   url = String(listening.msg).slice("portico listening on ".length);
-  daemonPid = daemon.pid!;
+  daemonPid = defined(daemon.pid, "the daemon's pid");
   pluginPid = (await getJson<{ pid: number }>(`${url}/lab/pid`)).pid;
   atStart = { daemon: memoryOf(daemonPid).rss, plugin: memoryOf(pluginPid).rss };
 });
@@ -173,8 +176,9 @@ test("two concurrent 64 MiB downloads, one reader very slow: the fast one is not
 
   // Now let it read at full speed: it completes, intact.
   clearInterval(trickle);
-  slowRes!.on("data", slowCount);
-  slowRes!.resume();
+  const slowBody = defined(slowRes, "the slow download's response");
+  slowBody.on("data", slowCount);
+  slowBody.resume();
   const s = await slow;
   assert.deepEqual({ bytes: s.bytes, crc: s.crc }, want);
   const mem = report(t, "after 2 × 64 MiB");

@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { get as httpGet } from "node:http";
 import { after, before, test } from "node:test";
+import { defined } from "./support/assert.js";
 import { type Running, startPortico } from "./support/portico.js";
 import { fetchRaw, fixtureSpec, getJson, MiB, within } from "./support/v2.js";
 
@@ -30,8 +31,7 @@ function linesWithArrival(
         res.on("data", (c: string) => {
           const at = Date.now();
           rest += c;
-          let i: number;
-          while ((i = rest.indexOf("\n")) >= 0) {
+          for (let i = rest.indexOf("\n"); i >= 0; i = rest.indexOf("\n")) {
             lines.push({ at, text: rest.slice(0, i) });
             rest = rest.slice(i + 1);
           }
@@ -85,7 +85,9 @@ test("Hono: streamSSE events arrive one by one", async () => {
     [0, 1, 2, 3, 4],
   );
   // The first event reached the client before Hono produced the last one.
-  assert.ok(events[0]!.at < events[4]!.t, `first arrived at ${events[0]!.at}, last produced at ${events[4]!.t}`);
+  const first = defined(events[0], "event 0");
+  const last = defined(events[4], "event 4");
+  assert.ok(first.at < last.t, `first arrived at ${first.at}, last produced at ${last.t}`);
 });
 
 test("Express via fromNodeHandler: GET, JSON body parsing, 404 from express", async () => {
@@ -116,7 +118,9 @@ test("Express via fromNodeHandler: res.write over time reaches the client as wri
     parts.map((x) => x.i),
     [0, 1, 2, 3, 4],
   );
-  assert.ok(parts[0]!.at < parts[4]!.t, `first piece arrived at ${parts[0]!.at}, last written at ${parts[4]!.t}`);
+  const first = defined(parts[0], "piece 0");
+  const last = defined(parts[4], "piece 4");
+  assert.ok(first.at < last.t, `first piece arrived at ${first.at}, last written at ${last.t}`);
 });
 
 test("Express via fromNodeHandler: a 16 MiB request body streams through", async () => {

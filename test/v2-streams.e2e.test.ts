@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { get as httpGet, request as httpRequest } from "node:http";
 import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
+import { defined } from "./support/assert.js";
 import { type Running, startPortico, until } from "./support/portico.js";
 import { fetchRaw, getJson, labSpec, MiB, streamGet, within } from "./support/v2.js";
 
@@ -43,8 +44,7 @@ test("SSE: events arrive one by one, the first long before the plugin made the l
       res.on("data", (chunk: string) => {
         const at = Date.now();
         text += chunk;
-        let cut: number;
-        while ((cut = text.indexOf("\n\n")) >= 0) {
+        for (let cut = text.indexOf("\n\n"); cut >= 0; cut = text.indexOf("\n\n")) {
           const event = text.slice(0, cut);
           text = text.slice(cut + 2);
           const data = /^data: (.*)$/m.exec(event)?.[1];
@@ -69,13 +69,14 @@ test("SSE: events arrive one by one, the first long before the plugin made the l
     Array.from({ length: n }, (_, i) => i),
   );
   for (let i = 1; i < n; i++) {
-    const [prev, cur] = [arrivals[i - 1]!, arrivals[i]!];
+    const prev = defined(arrivals[i - 1], `event ${i - 1}`);
+    const cur = defined(arrivals[i], `event ${i}`);
     assert.ok(cur.at >= prev.at, `event ${i} arrived before event ${i - 1}`);
     // Causality check on the plugin's stamps: it made them ≥ 150 ms apart.
     assert.ok(cur.t > prev.t, `event ${i} was made before event ${i - 1}`);
   }
-  const first = arrivals[0]!;
-  const last = arrivals[n - 1]!;
+  const first = defined(arrivals[0], "event 0");
+  const last = defined(arrivals[n - 1], `event ${n - 1}`);
   // The heart of it: the client had event 0 before the plugin even produced event n-1 (nothing
   // in between held the events back), and well within the first half of the whole exchange.
   assert.ok(first.at < last.t, `first event arrived at ${first.at}, after the last was produced at ${last.t}`);
@@ -180,7 +181,8 @@ test("idle timeout cuts a stalled upload", async () => {
   }
   // The plugin's body stream failed (it had received the first half, not all of it).
   await until(() => stderrLines().some((l) => l.startsWith(`lab: upload ${tag} failed after`)), 5000, "the plugin's upload to fail");
-  const line = stderrLines().find((l) => l.startsWith(`lab: upload ${tag} failed after`))!;
+  const line = stderrLines().find((l) => l.startsWith(`lab: upload ${tag} failed after`));
+  assert.ok(line);
   const got = Number(/after (\d+) bytes/.exec(line)?.[1]);
   assert.ok(got > 0 && got <= total / 2, line);
 });

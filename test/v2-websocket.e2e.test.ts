@@ -9,6 +9,7 @@ import { request as httpRequest, type IncomingMessage } from "node:http";
 import type { Socket } from "node:net";
 import { after, before, test } from "node:test";
 import WebSocket from "ws";
+import { defined } from "./support/assert.js";
 import { type Running, startPortico, until } from "./support/portico.js";
 import { fetchRaw, getJson, labSpec, within } from "./support/v2.js";
 
@@ -49,9 +50,14 @@ function closed(ws: WebSocket): Promise<{ code: number; reason: string }> {
   );
 }
 
+/** The lab plugin's entry in /health's plugin list. */
+const labIn = <T extends { id: string }>(plugins: T[]): T =>
+  defined(
+    plugins.find((x) => x.id === "lab"),
+    "the lab plugin in /health",
+  );
 const stderrLines = () => p.logs.filter((l) => l.stream === "stderr").map((l) => String(l.msg));
-const inFlight = async () =>
-  (await getJson<{ plugins: { id: string; inFlight: number }[] }>(`${p.url}/health`)).plugins.find((x) => x.id === "lab")!.inFlight;
+const inFlight = async () => labIn((await getJson<{ plugins: { id: string; inFlight: number }[] }>(`${p.url}/health`)).plugins).inFlight;
 
 test("echo: text and binary (every byte value, and a message bigger than the window)", async () => {
   const ws = await open("/lab/ws?tag=echo");
@@ -227,17 +233,13 @@ test("client vanishes without a close: the plugin's socket closes (1006)", async
 });
 
 test("a client message over the 16 MiB frame limit is refused (1009); the plugin is not hurt", async () => {
-  const before = (await getJson<{ plugins: { id: string; pid: number; restarts: number }[] }>(`${p.url}/health`)).plugins.find(
-    (x) => x.id === "lab",
-  )!;
+  const before = labIn((await getJson<{ plugins: { id: string; pid: number; restarts: number }[] }>(`${p.url}/health`)).plugins);
   const ws = await open("/lab/ws?tag=huge");
   const c = closed(ws);
   ws.on("error", () => {});
   ws.send(Buffer.alloc(17 * 1024 * 1024));
   assert.equal((await c).code, 1009);
-  const after = (await getJson<{ plugins: { id: string; pid: number; restarts: number }[] }>(`${p.url}/health`)).plugins.find(
-    (x) => x.id === "lab",
-  )!;
+  const after = labIn((await getJson<{ plugins: { id: string; pid: number; restarts: number }[] }>(`${p.url}/health`)).plugins);
   assert.equal(after.pid, before.pid);
   assert.equal(after.restarts, before.restarts);
   const ok = await open("/lab/ws?tag=after-huge");
@@ -249,9 +251,7 @@ test("a client message over the 16 MiB frame limit is refused (1009); the plugin
 // Last: it restarts the plugin.
 test("the plugin dies with a tunnel open: the client sees an abnormal close, portico restarts it", async () => {
   const health = async () =>
-    (await getJson<{ plugins: { id: string; state: string; pid: number; restarts: number }[] }>(`${p.url}/health`)).plugins.find(
-      (x) => x.id === "lab",
-    )!;
+    labIn((await getJson<{ plugins: { id: string; state: string; pid: number; restarts: number }[] }>(`${p.url}/health`)).plugins);
   const before = await health();
   const ws = await open("/lab/ws?tag=die");
   ws.on("error", () => {});

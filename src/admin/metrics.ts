@@ -66,7 +66,10 @@ export class Metrics {
 
   exchangeStarted(plugin: string): void {
     let g = this.#inFlight.get(plugin);
-    if (!g) this.#inFlight.set(plugin, (g = this.inFlight.labels(plugin)));
+    if (!g) {
+      g = this.inFlight.labels(plugin);
+      this.#inFlight.set(plugin, g);
+    }
     g.inc();
   }
 
@@ -79,10 +82,16 @@ export class Metrics {
     const key = `${plugin}\u0000${route}`;
     const ckey = `${key}\u0000${status}`;
     let counter = this.#counters.get(ckey);
-    if (!counter) this.#counters.set(ckey, (counter = this.requests.labels(plugin, route, String(status))));
+    if (!counter) {
+      counter = this.requests.labels(plugin, route, String(status));
+      this.#counters.set(ckey, counter);
+    }
     counter.inc();
     let histogram = this.#histograms.get(key);
-    if (!histogram) this.#histograms.set(key, (histogram = this.duration.labels(plugin, route)));
+    if (!histogram) {
+      histogram = this.duration.labels(plugin, route);
+      this.#histograms.set(key, histogram);
+    }
     histogram.observe(seconds);
   }
 }

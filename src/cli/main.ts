@@ -190,18 +190,20 @@ async function routes(args: string[]): Promise<number> {
   const { refused } = buildRoutes(manifests, router, config);
   // One table sorted by prefix, the daemon's own prefixes among the plugins', so finding who owns a
   // path is one look down the first column.
-  const body = [
-    ...router.reservedPrefixes.map((p) => [p, "(portico)", "-", "-"]),
+  type Row = [prefix: string, plugin: string, timeout: string, maxBody: string];
+  const body: Row[] = [
+    ...router.reservedPrefixes.map((p): Row => [p, "(portico)", "-", "-"]),
     ...router
       .routes()
-      .map((r) => [r.prefix, r.pluginId, `${r.timeoutMs / 1000}s`, r.maxBodyBytes === undefined ? "default" : bytes(r.maxBodyBytes)]),
-  ].sort((a, b) => (a[0]! < b[0]! ? -1 : a[0]! > b[0]! ? 1 : 0));
-  const rows = [["PREFIX", "PLUGIN", "TIMEOUT", "MAX BODY"], ...body];
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+      .map((r): Row => [r.prefix, r.pluginId, `${r.timeoutMs / 1000}s`, r.maxBodyBytes === undefined ? "default" : bytes(r.maxBodyBytes)]),
+  ].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  const header: Row = ["PREFIX", "PLUGIN", "TIMEOUT", "MAX BODY"];
+  const rows = [header, ...body];
+  const widths = header.map((_, i) => Math.max(...rows.map((r) => r[i]?.length ?? 0)));
   for (const r of rows)
     process.stdout.write(
       `${r
-        .map((c, i) => c.padEnd(widths[i]!))
+        .map((c, i) => c.padEnd(widths[i] ?? 0))
         .join("  ")
         .trimEnd()}\n`,
     );

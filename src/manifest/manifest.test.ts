@@ -10,6 +10,7 @@ import {
   loadManifest,
   type ManifestProblem,
   mountPrefixProblem,
+  type PluginHttp,
   parseManifest,
   suggestMountPrefix,
 } from "./index.js";
@@ -77,11 +78,19 @@ rustc = "1.80"
 function only(problems: ManifestProblem[], key: string): ManifestProblem {
   const hits = problems.filter((p) => p.key === key);
   assert.equal(hits.length, 1, `expected exactly one problem at ${key}, got ${JSON.stringify(problems, null, 2)}`);
-  const p = hits[0]!;
+  const [p] = hits;
+  assert.ok(p);
   assert.ok(p.message.length > 0, "message is empty");
   assert.ok(p.fix.length > 0, "fix is empty");
   assert.equal(p.file, FILE);
   return p;
+}
+
+/** Parse a manifest that should succeed, and return its [plugin.http] section. */
+function httpOf(text: string): PluginHttp {
+  const r = parseManifest(text, FILE);
+  assert.ok(r.manifest?.http, "expected a manifest with [plugin.http]");
+  return r.manifest.http;
 }
 
 /** Parse a manifest that should fail, and return the single problem at `key`. */
@@ -112,7 +121,8 @@ test("a real nexo manifest with many extra sections parses", () => {
 test("minimal manifest: defaults for name, description, entrypoint, http", () => {
   const r = parseManifest(BASE, "relative/nexo-plugin.toml");
   assert.deepEqual(r.problems, []);
-  const m = r.manifest!;
+  const m = r.manifest;
+  assert.ok(m);
   assert.equal(m.file, path.resolve("relative/nexo-plugin.toml"));
   assert.equal(m.dir, path.resolve("relative"));
   assert.equal(m.name, "demo");
@@ -127,26 +137,25 @@ test("entrypoint and http defaults; integer timeout; max_body_bytes", () => {
     FILE,
   );
   assert.deepEqual(r.problems, []);
-  assert.deepEqual(r.manifest!.entrypoint, { command: "node", args: [], env: {} });
-  assert.deepEqual(r.manifest!.http, {
+  assert.ok(r.manifest);
+  assert.deepEqual(r.manifest.entrypoint, { command: "node", args: [], env: {} });
+  assert.deepEqual(r.manifest.http, {
     mountPrefix: "/a/b.c~d-e_f",
     timeoutSeconds: 86400,
     idleTimeoutSeconds: undefined,
     maxBodyBytes: 1048576,
   });
   // Unset means "the daemon's default" (portico.toml [limits], else 30 s).
-  assert.equal(parseManifest(`${WITH_EP}[plugin.http]\nmount_prefix = "/x"\n`, FILE).manifest!.http!.timeoutSeconds, undefined);
-  assert.equal(
-    parseManifest(`${WITH_EP}[plugin.http]\nmount_prefix = "/x"\nidle_timeout_seconds = 3600\n`, FILE).manifest!.http!.idleTimeoutSeconds,
-    3600,
-  );
+  assert.equal(httpOf(`${WITH_EP}[plugin.http]\nmount_prefix = "/x"\n`).timeoutSeconds, undefined);
+  assert.equal(httpOf(`${WITH_EP}[plugin.http]\nmount_prefix = "/x"\nidle_timeout_seconds = 3600\n`).idleTimeoutSeconds, 3600);
   failsAt(`${WITH_EP}[plugin.http]\nmount_prefix = "/x"\nidle_timeout_seconds = 0\n`, "plugin.http.idle_timeout_seconds");
 });
 
 test("empty command means not a subprocess", () => {
   const r = parseManifest(`${BASE}[plugin.entrypoint]\ncommand = ""\nargs = ["x"]\n`, FILE);
   assert.deepEqual(r.problems, []);
-  assert.equal(r.manifest!.entrypoint, undefined);
+  assert.ok(r.manifest);
+  assert.equal(r.manifest.entrypoint, undefined);
 });
 
 test("accepted ids and versions", () => {
@@ -218,8 +227,10 @@ test("env keys: NEXO_ refused, names must be valid", () => {
   // A key that looks like a prototype name stays an ordinary entry.
   const r = parseManifest(`${WITH_EP}env = { __proto__ = "x", constructor = "y" }\n`, FILE);
   assert.deepEqual(r.problems, []);
-  assert.equal(Object.getPrototypeOf(r.manifest!.entrypoint!.env), Object.prototype);
-  assert.deepEqual(Object.keys(r.manifest!.entrypoint!.env), ["__proto__", "constructor"]);
+  const env = r.manifest?.entrypoint?.env;
+  assert.ok(env);
+  assert.equal(Object.getPrototypeOf(env), Object.prototype);
+  assert.deepEqual(Object.keys(env), ["__proto__", "constructor"]);
 });
 
 test("http: must be a table; mount_prefix required and typed", () => {
@@ -357,7 +368,7 @@ test("discoverPlugins: sorted by id, skips folders without a manifest", async ()
       r.manifests.map((m) => m.id),
       ["alpha", "mid", "zeta"],
     );
-    assert.equal(r.manifests[0]!.dir, path.join(root, "b-folder"));
+    assert.equal(r.manifests[0]?.dir, path.join(root, "b-folder"));
   } finally {
     fs.rmSync(root, { recursive: true, force: true });
   }
@@ -375,7 +386,8 @@ test("discoverPlugins: duplicate ids refuse the second, naming both files", asyn
       [path.join(root, "three", "nexo-plugin.toml"), first],
     );
     assert.equal(r.problems.length, 1);
-    const p = r.problems[0]!;
+    const [p] = r.problems;
+    assert.ok(p);
     assert.equal(p.file, second);
     assert.equal(p.key, "plugin.id");
     assert.ok(formatProblem(p).includes(first) && formatProblem(p).includes(second));
@@ -396,8 +408,8 @@ test("discoverPlugins: a bad manifest is reported, the others still load", async
       ["good"],
     );
     assert.equal(r.problems.length, 1);
-    assert.equal(r.problems[0]!.key, "(file)");
-    assert.equal(r.problems[0]!.file, path.join(root, "bad", "nexo-plugin.toml"));
+    assert.equal(r.problems[0]?.key, "(file)");
+    assert.equal(r.problems[0]?.file, path.join(root, "bad", "nexo-plugin.toml"));
   } finally {
     fs.rmSync(root, { recursive: true, force: true });
   }
@@ -409,21 +421,25 @@ test("discoverPlugins: a missing dir is a (dir) problem", async () => {
   const r = await discoverPlugins(root);
   assert.deepEqual(r.manifests, []);
   assert.equal(r.problems.length, 1);
-  assert.equal(r.problems[0]!.key, "(dir)");
-  assert.equal(r.problems[0]!.file, root);
-  assert.ok(r.problems[0]!.message && r.problems[0]!.fix);
+  const [p] = r.problems;
+  assert.ok(p);
+  assert.equal(p.key, "(dir)");
+  assert.equal(p.file, root);
+  assert.ok(p.message && p.fix);
 });
 
 test("loadManifest: unreadable or non-UTF-8 file is a (file) problem", async () => {
   const root = tempDir();
   try {
     const missing = await loadManifest(path.join(root, "nope.toml"));
-    assert.equal(missing.problems[0]!.key, "(file)");
+    assert.equal(missing.problems[0]?.key, "(file)");
     const bad = path.join(root, "bad.toml");
     fs.writeFileSync(bad, Buffer.from([0x5b, 0x70, 0xff, 0x5d, 0x0a]));
     const r = await loadManifest(bad);
-    assert.equal(r.problems[0]!.key, "(file)");
-    assert.match(r.problems[0]!.message, /UTF-8/);
+    const [p] = r.problems;
+    assert.ok(p);
+    assert.equal(p.key, "(file)");
+    assert.match(p.message, /UTF-8/);
     const withBom = path.join(root, "bom.toml");
     fs.writeFileSync(withBom, `\uFEFF${BASE}`);
     assert.deepEqual((await loadManifest(withBom)).problems, []);

@@ -129,7 +129,7 @@ describe("match", () => {
         fc.boolean(),
         (prefixes, segs, slash) => {
           const router = new Router();
-          prefixes.forEach((p, i) => router.register(route(`p${i}`, p)));
+          for (const [i, p] of prefixes.entries()) router.register(route(`p${i}`, p));
           const path = `/${segs.join("/")}${slash && segs.length ? "/" : ""}`;
           const linear = prefixes
             .map((p, i) => ({ p, id: `p${i}` }))

@@ -33,7 +33,8 @@ class LazyRequest {
   }
   get headers(): Headers {
     const s = this[real];
-    return (s.headers ??= headersFor(s.head));
+    s.headers ??= headersFor(s.head);
+    return s.headers;
   }
   get signal(): AbortSignal {
     return signalOf(this[real]);

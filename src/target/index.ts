@@ -134,9 +134,9 @@ function normalizePath(raw: string, end: number): string | Fail {
       const b = hexValue(raw.charCodeAt(i + 2));
       if (i + 2 >= end || a < 0 || b < 0) return fail(`malformed percent-encoding at ${i}`);
       const v = a * 16 + b;
-      const escape = `%${HEX.charAt(a)}${HEX.charAt(b)}`;
-      if (refusedEscape(v)) return fail(`refused percent-encoding ${escape} at ${i}`);
-      seg += raw.slice(from, i) + (unreserved(v) ? String.fromCharCode(v) : escape);
+      const encoded = `%${HEX.charAt(a)}${HEX.charAt(b)}`;
+      if (refusedEscape(v)) return fail(`refused percent-encoding ${encoded} at ${i}`);
+      seg += raw.slice(from, i) + (unreserved(v) ? String.fromCharCode(v) : encoded);
       i += 2;
       from = i + 1;
     } else if (c === SLASH) {

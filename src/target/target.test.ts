@@ -248,12 +248,14 @@ const targetArb = fc.oneof(
  */
 function model(raw: string): Target {
   const bad: Target = { ok: false, reason: "model" };
-  if (/[\u0000-\u0020\u007f-\uffff#\\]/.test(raw)) return bad;
+  // Anything outside printable ASCII (U+0021..U+007E, so every control character and space), '#' or '\'.
+  if (/[^\u0021-\u007e]|[#\\]/.test(raw)) return bad;
   const abs = /^https?:\/\/([^/?]*)(.*)$/is.exec(raw);
   let rest = raw;
   if (abs) {
-    if (abs[1] === "") return bad;
-    rest = abs[2] === "" ? "/" : abs[2]!.startsWith("?") ? `/${abs[2]}` : abs[2]!;
+    const [, host, tail = ""] = abs; // both groups always take part in a match
+    if (host === "") return bad;
+    rest = tail === "" ? "/" : tail.startsWith("?") ? `/${tail}` : tail;
   }
   if (!rest.startsWith("/")) return bad;
   const q = rest.indexOf("?");
@@ -301,10 +303,11 @@ function checkInvariants(path: string): void {
   assert.ok(path.startsWith("/"), "starts with '/'");
   assert.ok(!path.includes("//"), "no '//'");
   for (const seg of path.split("/")) assert.ok(seg !== "." && seg !== "..", "no dot-segment");
-  assert.ok(!/[\u0000-\u0020\u007f-\uffff#\\?]/.test(path), "no forbidden char");
-  for (const [, h] of path.matchAll(/%(..)/g)) {
-    assert.match(h!, /^[0-9A-F]{2}$/, "escapes are well-formed, upper-case");
-    const c = String.fromCharCode(parseInt(h!, 16));
+  assert.ok(!/[^\u0021-\u007e]|[#\\?]/.test(path), "no forbidden char"); // nothing outside printable ASCII, no '#', '\', '?'
+  for (const [pct] of path.matchAll(/%../g)) {
+    const h = pct.slice(1);
+    assert.match(h, /^[0-9A-F]{2}$/, "escapes are well-formed, upper-case");
+    const c = String.fromCharCode(parseInt(h, 16));
     assert.ok(!isUnreserved(c), `no encoded unreserved char (%${h})`);
     assert.ok(!(c === "/" || c === "\\" || c < " " || c === "\u007f"), `no refused escape (%${h})`);
   }
@@ -379,7 +382,7 @@ describe("properties", () => {
               if (tok.length === 3) return `%${randomCase(tok.slice(1))}`;
               if (!isUnreserved(tok) || !g(fc.boolean)) return tok;
               const v = tok.charCodeAt(0);
-              return `%${randomCase(HEXDIGIT[v >> 4]! + HEXDIGIT[v & 15]!)}`;
+              return `%${randomCase(HEXDIGIT.charAt(v >> 4) + HEXDIGIT.charAt(v & 15))}`;
             })
             .join("");
         const pieces: string[] = [];
