@@ -16,7 +16,8 @@ export type GatewayErrorCode =
   | "plugin_crashed" // the plugin process died with the exchange in flight
   | "plugin_reset" // the plugin reset the stream before answering (protocol v2)
   | "overloaded" // too many exchanges in flight for one plugin
-  | "shutting_down"; // the daemon is draining
+  | "shutting_down" // the daemon is draining
+  | "client_closed"; // the client went away before its answer was complete (nothing is sent)
 
 const STATUS: Record<GatewayErrorCode, number> = {
   bad_target: 400,
@@ -33,6 +34,8 @@ const STATUS: Record<GatewayErrorCode, number> = {
   plugin_reset: 502,
   overloaded: 503,
   shutting_down: 503,
+  // nginx's convention: recorded in logs and metrics, never sent (there is nobody to send it to).
+  client_closed: 499,
 };
 
 /** Public error messages. The seed's bodies for 504 and 502 are kept byte for byte. */
@@ -51,6 +54,7 @@ const MESSAGE: Record<GatewayErrorCode, string> = {
   plugin_reset: "plugin reset the request",
   overloaded: "plugin overloaded",
   shutting_down: "shutting down",
+  client_closed: "client closed request",
 };
 
 export class GatewayError extends Error {

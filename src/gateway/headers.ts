@@ -2,7 +2,7 @@
 
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage } from "node:http";
-import type { HeaderList } from "../protocol/v1.js";
+import type { HeaderList } from "../exchange/index.js";
 
 /** Meaningful for one connection only; never forwarded. */
 const HOP_BY_HOP = new Set([
@@ -27,7 +27,9 @@ function connectionTokens(values: Iterable<string>): Set<string> | undefined {
   for (const v of values) {
     for (const t of v.split(",")) {
       const name = t.trim().toLowerCase();
-      if (name) (tokens ??= new Set()).add(name);
+      if (!name) continue;
+      tokens ??= new Set();
+      tokens.add(name);
     }
   }
   return tokens;
@@ -45,8 +47,6 @@ export interface ForwardContext {
   requestId: string;
   prefix: string;
   trustProxy: boolean;
-  /** Body length when the client sent it chunked: the plugin gets a Content-Length instead. */
-  bodyLength: number;
 }
 
 /**
@@ -58,7 +58,6 @@ export function forwardRequestHeaders(req: IncomingMessage, ctx: ForwardContext)
   const conn = req.headers.connection ? connectionTokens([req.headers.connection]) : undefined;
   const out: HeaderList = [];
   let priorFor: string | undefined;
-  let hasLength = false;
   let proto: string | undefined;
   let host: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
@@ -79,10 +78,8 @@ export function forwardRequestHeaders(req: IncomingMessage, ctx: ForwardContext)
       else out.push([name, value]);
       continue;
     }
-    if (lower === "content-length") hasLength = true;
     out.push([name, value]);
   }
-  if (!hasLength && ctx.bodyLength > 0) out.push(["Content-Length", String(ctx.bodyLength)]);
   const client = clientAddress(req);
   out.push(["X-Forwarded-For", priorFor ? `${priorFor}, ${client}` : client]);
   out.push(["X-Forwarded-Proto", proto ?? ((req.socket as { encrypted?: boolean }).encrypted ? "https" : "http")]);

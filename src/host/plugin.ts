@@ -1,14 +1,23 @@
 /**
- * A supervised plugin: keeps one Child running, restarts it with exponential backoff and jitter
- * when it dies, and gives up (state `failed`) after too many crashes in a window.
+ * A supervised plugin: keeps one run of it going (a process, and the connection over its stdio),
+ * restarts it with exponential backoff and jitter when it dies, and gives up (state `failed`)
+ * after too many crashes in a window. To the gateway it is an Upstream: exchanges open on it the
+ * same way whatever protocol the running process speaks.
  */
 import { EventEmitter } from "node:events";
+import { PluginConnection } from "../connection/index.js";
 import { GatewayError } from "../errors.js";
+import type { Exchange, RequestHead, Upstream } from "../exchange/index.js";
 import type { Logger } from "../log.js";
 import type { PluginManifest } from "../manifest/index.js";
-import type { HttpReply, HttpRequestV1 } from "../protocol/v1.js";
-import type { Stream } from "../protocol/v2.js";
-import { Child, type ExitInfo } from "./child.js";
+import { streamTransport } from "../transport/index.js";
+import { type ExitInfo, PluginProcess } from "./process.js";
+
+/** One run: the process and portico's connection to it. */
+interface Run {
+  process: PluginProcess;
+  connection: PluginConnection;
+}
 
 export type PluginState = "starting" | "ready" | "restarting" | "failed" | "stopping" | "stopped";
 export const PLUGIN_STATES: readonly PluginState[] = ["starting", "ready", "restarting", "failed", "stopping", "stopped"];
@@ -55,12 +64,12 @@ export interface PluginEvents {
   restart: [];
 }
 
-export class Plugin extends EventEmitter<PluginEvents> {
+export class Plugin extends EventEmitter<PluginEvents> implements Upstream {
   readonly manifest: PluginManifest;
   readonly #opts: SupervisorOptions;
   readonly #log: Logger;
   #state: PluginState = "stopped";
-  #child: Child | undefined;
+  #run: Run | undefined;
   #crashes: number[] = [];
   #restarts = 0;
   #lastExit: string | null = null;
@@ -88,47 +97,32 @@ export class Plugin extends EventEmitter<PluginEvents> {
     await this.#spawn();
   }
 
-  /** One HTTP exchange with a timeout. Every failure is a GatewayError. */
-  async exchange(req: HttpRequestV1, timeoutMs: number): Promise<HttpReply> {
-    const child = this.#child;
-    if (this.#state !== "ready" || !child) throw this.#unavailable();
-    const { reply, cancel } = child.exchange(req);
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        cancel();
-        reject(new GatewayError("plugin_timeout", `no reply within ${timeoutMs} ms`));
-      }, timeoutMs);
-    });
-    try {
-      return await Promise.race([reply, timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  /** The protocol the running child speaks: 2 if it took portico's offer, else 1 (nexo's). */
+  /** The protocol the running plugin speaks: 2 if it took portico's offer, else 1 (nexo's). */
   get protocol(): 1 | 2 {
-    return this.#child?.protocol ?? 1;
+    return this.#run?.connection.protocol ?? 1;
   }
 
-  /** Protocol v2: opens the stream for one exchange. The gateway drives it and owns its timeouts. */
-  open(head: unknown, end: boolean): Stream {
-    const child = this.#child;
-    if (this.#state !== "ready" || !child) throw this.#unavailable();
-    return child.open(head, end);
+  get streamsBodies(): boolean {
+    return this.protocol === 2;
+  }
+
+  /** Opens one exchange; a GatewayError (503) unless the plugin is ready. */
+  open(head: RequestHead, end: boolean): Exchange {
+    const run = this.#run;
+    if (this.#state !== "ready" || !run) throw this.#unavailable();
+    return run.connection.open(head, end);
   }
 
   /** Graceful: `shutdown`, wait up to the grace period, then kill. Never restarts afterwards. */
   async stop(): Promise<void> {
     clearTimeout(this.#restartTimer);
-    const child = this.#child;
-    if (!child || child.exited) {
+    const run = this.#run;
+    if (!run || run.process.exited) {
       this.#setState("stopped");
       return;
     }
     this.#setState("stopping");
-    const exit = await child.shutdown(this.#opts.shutdownGraceMs);
+    const exit = await shutdown(run, this.#opts.shutdownGraceMs);
     this.#log.info({ exit: exit.reason }, "plugin stopped");
     this.#setState("stopped");
   }
@@ -143,19 +137,19 @@ export class Plugin extends EventEmitter<PluginEvents> {
   /** Immediate SIGKILL of the process group, for a daemon that is exiting anyway. */
   kill(reason: string): void {
     clearTimeout(this.#restartTimer);
-    this.#child?.kill(reason);
+    this.#run?.process.kill(reason);
   }
 
-  /** Exchanges in flight on the running child. */
+  /** Exchanges in flight on the running plugin. */
   get inFlight(): number {
-    return this.#child?.inFlight ?? 0;
+    return this.#run?.connection.inFlight ?? 0;
   }
 
   status(): PluginStatus {
     return {
       id: this.id,
       state: this.#state,
-      pid: this.#state === "ready" || this.#state === "starting" ? (this.#child?.pid ?? null) : null,
+      pid: this.#state === "ready" || this.#state === "starting" ? (this.#run?.process.pid ?? null) : null,
       restarts: this.#restarts,
       inFlight: this.inFlight,
       // Known only once `initialize` was answered: before that every child looks like v1.
@@ -173,31 +167,30 @@ export class Plugin extends EventEmitter<PluginEvents> {
 
   async #spawn(): Promise<void> {
     this.#setState("starting");
-    let child: Child;
+    let run: Run;
     try {
-      child = new Child(this.manifest, {
-        initTimeoutMs: this.#opts.initTimeoutMs,
-        maxFrameBytes: this.#opts.maxFrameBytes,
-        log: this.#log,
-      });
+      run = this.#startRun();
     } catch (err) {
       this.#onCrash({ code: null, signal: null, reason: (err as Error).message });
       return;
     }
-    this.#child = child;
-    child.waitExit().then((info) => {
-      // A death while starting is reported by the handshake path below, with the stderr tail.
-      if (this.#child === child && this.#state === "ready") this.#onCrash(info);
+    this.#run = run;
+    run.process.waitExit().then((info) => {
+      // Everything in flight on it ends first; a death while starting is reported by the
+      // handshake path below, with the stderr tail.
+      run.connection.close(info.reason);
+      if (this.#run === run && this.#state === "ready") this.#onCrash(info);
     });
     try {
-      const { serverVersion } = await child.initialize();
-      if (this.#child !== child || this.#state !== "starting") return;
-      this.#log.info({ pid: child.pid, serverVersion, protocol: child.protocol }, "plugin ready");
+      const { serverVersion } = await run.connection.initialize(this.#opts.initTimeoutMs);
+      if (this.#run !== run || this.#state !== "starting") return;
+      this.#log.info({ pid: run.process.pid, serverVersion, protocol: run.connection.protocol }, "plugin ready");
       this.#setState("ready");
     } catch (err) {
-      const exit = await child.waitExit();
-      if (this.#child !== child || this.#state !== "starting") return;
-      const tail = child.stderrTail();
+      run.process.kill((err as Error).message);
+      const exit = await run.process.waitExit();
+      if (this.#run !== run || this.#state !== "starting") return;
+      const tail = run.process.stderrTail();
       const why =
         (err as Error).message.includes("exited") || (err as Error).message.includes("killed")
           ? `exited before initialize (${exit.reason})`
@@ -205,6 +198,19 @@ export class Plugin extends EventEmitter<PluginEvents> {
       this.#log.error({ stderr: tail.length ? tail.join("\n") : undefined }, `plugin failed to start: ${why}`);
       this.#onCrash({ ...exit, reason: why });
     }
+  }
+
+  /** A process and a connection over its stdio. Throws when there is nothing to spawn. */
+  #startRun(): Run {
+    const proc = new PluginProcess(this.manifest, this.#log);
+    const connection = new PluginConnection(streamTransport(proc.output, proc.input), {
+      pluginId: this.manifest.id,
+      manifestFile: this.manifest.file,
+      maxLineBytes: this.#opts.maxFrameBytes,
+      log: this.#log,
+      onBroken: (reason) => proc.kill(reason),
+    });
+    return { process: proc, connection };
   }
 
   #onCrash(info: ExitInfo): void {
@@ -224,7 +230,7 @@ export class Plugin extends EventEmitter<PluginEvents> {
     const delay = Math.round(base * (0.5 + Math.random()));
     this.#nextAttemptAt = now + delay;
     // Its last words on stderr say why, and at warn they are seen where info lines are not.
-    const tail = this.#child?.stderrTail().slice(-5);
+    const tail = this.#run?.process.stderrTail().slice(-5);
     this.#log.warn(
       { exit: info.reason, restartInMs: delay, stderr: tail?.length ? tail.join("\n") : undefined },
       "plugin exited; restarting",
@@ -243,5 +249,20 @@ export class Plugin extends EventEmitter<PluginEvents> {
     if (previous === state) return;
     this.#state = state;
     this.emit("state", state, previous);
+  }
+}
+
+/** `shutdown`, then wait for the process to exit by itself; after `graceMs`, kill its group. */
+async function shutdown(run: Run, graceMs: number): Promise<ExitInfo> {
+  const exit = run.process.waitExit();
+  const grace = setTimeout(() => run.process.kill(`did not exit within ${graceMs} ms of shutdown`), graceMs);
+  run.connection.shutdown().then(
+    () => run.connection.endInput(),
+    () => {},
+  );
+  try {
+    return await exit;
+  } finally {
+    clearTimeout(grace);
   }
 }

@@ -113,8 +113,9 @@ describe("v1 codec", () => {
     const bare = { topic: "_inbox.1", event: { topic: "_inbox.1", source: "p", payload: http } };
     for (const params of [full, thin, bare]) {
       const env = replyEnvelope(params);
-      assert.equal(env?.topic, "_inbox.1");
-      const r = decodeReply(env!.event);
+      assert.ok(env);
+      assert.equal(env.topic, "_inbox.1");
+      const r = decodeReply(env.event);
       assert.equal(r.status, 201);
       assert.deepEqual(r.headers, [["A", "1"]]);
       assert.equal(r.body.toString(), "hi");

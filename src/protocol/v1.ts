@@ -5,9 +5,9 @@
  * reply:    child → host  `broker.publish` {topic: reply_to, event: {topic, source, payload: Message{…, payload: HttpReplyV1}}}
  */
 import { randomUUID } from "node:crypto";
-import { GatewayError } from "../errors.js";
+import { type HeaderList, malformed, validateResponseHead } from "./http.js";
 
-export type HeaderList = [string, string][];
+export type { HeaderList } from "./http.js";
 
 export interface HttpRequestV1 {
   method: string;
@@ -81,30 +81,10 @@ export function decodeReply(event: unknown): HttpReply {
 }
 
 export function validateReply(r: Record<string, unknown>): HttpReply {
-  const status = r.status;
-  if (typeof status !== "number" || !Number.isInteger(status) || status < 200 || status > 599) {
-    // 1xx are interim responses in HTTP/1.1: a plugin cannot end an exchange with one.
-    throw malformed(`status ${JSON.stringify(status)} is not an integer in 200..599`);
-  }
-  const headers = validateHeaders(r.headers ?? []);
+  const { status, headers } = validateResponseHead(r, false);
   const b64 = r.body_base64 ?? "";
   if (typeof b64 !== "string") throw malformed("body_base64 is not a string");
   return { status, headers, body: decodeBase64(b64) };
-}
-
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-// Field values: visible Latin-1 and tabs/spaces; no CR, LF, NUL or other controls.
-const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
-
-export function validateHeaders(value: unknown): HeaderList {
-  if (!Array.isArray(value)) throw malformed("headers is not an array");
-  for (const pair of value) {
-    if (!Array.isArray(pair) || pair.length !== 2) throw malformed("a header is not a [name, value] pair");
-    const [k, v] = pair as unknown[];
-    if (typeof k !== "string" || !TOKEN.test(k)) throw malformed(`invalid header name ${JSON.stringify(k)}`);
-    if (typeof v !== "string" || !FIELD_VALUE.test(v)) throw malformed(`invalid value for header ${k}`);
-  }
-  return value as HeaderList;
 }
 
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
@@ -114,8 +94,4 @@ export function decodeBase64(s: string): Buffer {
   if (s.length === 0) return Buffer.alloc(0);
   if (s.length % 4 !== 0 || !BASE64.test(s)) throw malformed("body_base64 is not valid padded base64");
   return Buffer.from(s, "base64");
-}
-
-function malformed(detail: string): GatewayError {
-  return new GatewayError("bad_reply", detail);
 }

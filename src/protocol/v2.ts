@@ -2,10 +2,9 @@
  * Codec v2: binary frames, multiplexed streams, per-stream flow control (docs/protocol.md).
  *
  * The Session is symmetric and transport-agnostic: portico opens streams, the plugin SDK accepts
- * them, and both hand it bytes from and a writer to whatever carries them (stdio today).
+ * them, and both hand it bytes from and a writer to whatever carries them (src/transport). A
+ * Stream needs only a StreamOwner, so one can also live outside a Session.
  */
-
-import type { Writable } from "node:stream";
 
 export const FrameType = { RPC: 0, HEAD: 1, DATA: 2, WINDOW: 3, RESET: 4, WS: 5 } as const;
 export type FrameType = (typeof FrameType)[keyof typeof FrameType];
@@ -141,34 +140,6 @@ export class FrameParser {
 
 const EMPTY = Buffer.alloc(0);
 
-/**
- * A Session `write` over a Node writable: frames written in one turn of the event loop leave in
- * one write (writev), and the writable's own backpressure signal is passed on. setImmediate, not
- * nextTick: requests arriving on many connections in one poll phase then share a system call.
- */
-export function tickWriter(out: Writable): (chunks: (Buffer | string)[]) => boolean {
-  let corked = false;
-  return (chunks) => {
-    if (out.destroyed) return true;
-    if (!corked) {
-      corked = true;
-      out.cork();
-      setImmediate(() => {
-        corked = false;
-        out.uncork();
-      });
-    }
-    for (const c of chunks) out.write(c);
-    // Not write()'s verdict: while corked it says "wait" past 16 KiB, which a turn's worth of small
-    // responses for many streams easily is. Flow control already bounds each stream; the transport
-    // only has to stop the writers when a real backlog builds up.
-    return out.writableLength < TRANSPORT_HIGH_WATER;
-  };
-}
-
-/** Bytes queued on the transport past which writers wait for 'drain'. */
-const TRANSPORT_HIGH_WATER = 1024 * 1024;
-
 export interface SessionOptions {
   /** Writes frames; returns false when the transport wants the writer to wait for `drained()`. */
   write(chunks: Buffer[]): boolean;
@@ -181,7 +152,16 @@ export interface SessionOptions {
   onRpc?: (msg: unknown) => void;
 }
 
-export class Session {
+/** What a Stream needs from whatever carries its frames. */
+export interface StreamOwner {
+  write(chunks: Buffer[]): void;
+  /** A promise while the carrier wants writers to wait, else undefined. */
+  whenWritable(): Promise<void> | undefined;
+  /** The stream is over: drop it. */
+  forget(id: number): void;
+}
+
+export class Session implements StreamOwner {
   readonly #opts: SessionOptions;
   readonly #streams = new Map<number, Stream>();
   readonly #parser: FrameParser;
@@ -305,7 +285,7 @@ export interface StreamHandlers {
 export class Stream {
   readonly id: number;
   handlers: StreamHandlers = {};
-  readonly #session: Session;
+  readonly #session: StreamOwner;
   #credit: number;
   /** Senders waiting for credit. Several at once (a WS message and a pong, say): each is woken. */
   #creditWaiters: (() => void)[] = [];
@@ -318,7 +298,7 @@ export class Stream {
   #remoteEnded = false;
   #closed = false;
 
-  constructor(session: Session, id: number, sendWindow: number, recvWindow: number) {
+  constructor(session: StreamOwner, id: number, sendWindow: number, recvWindow: number) {
     this.#session = session;
     this.id = id;
     this.#credit = sendWindow;

@@ -12,8 +12,9 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse as parseToml } from "smol-toml";
-import { LineSplitter } from "../protocol/jsonrpc.js";
-import { DEFAULT_WINDOW, ProtocolError, Session, tickWriter } from "../protocol/v2.js";
+import { Wire } from "../connection/wire.js";
+import { DEFAULT_WINDOW, ProtocolError, type Session } from "../protocol/v2.js";
+import { streamTransport } from "../transport/index.js";
 import { internalError, type RequestHead } from "./http.js";
 import { answerV1, publishFrame, type V1Message } from "./v1.js";
 import { handleStream } from "./v2.js";
@@ -96,14 +97,18 @@ export function serve(options: ServeOptions): PluginServer {
     out.write("", () => process.exit(0));
   };
 
-  // v1 until (and unless) the handshake switches to v2.
-  let session: Session | undefined;
-  const writeLine = (line: string) => out.write(line);
-  const lines = new LineSplitter(
-    64 * 1024 * 1024,
-    (line) => onLine(line),
-    () => process.stderr.write("portico-sdk: dropped an oversized line\n"),
-  );
+  // The same wire as portico's side: JSON lines until the handshake takes v2, frames after.
+  const wire: Wire = new Wire(streamTransport(stdin, out), {
+    maxLineBytes: 64 * 1024 * 1024,
+    onLine: (line) => onLine(line),
+    onOverflow: () => process.stderr.write("portico-sdk: dropped an oversized line\n"),
+    onEnd: () => process.exit(0), // the host went away: nothing left to serve
+    onBroken: (err) => {
+      const what = err instanceof ProtocolError ? "protocol error from host" : "failed handling the host's frames";
+      process.stderr.write(`portico-sdk: ${what}: ${err.stack ?? err.message}\n`);
+      process.exit(1);
+    },
+  });
 
   const onLine = (line: Buffer) => {
     let msg: Msg;
@@ -118,11 +123,10 @@ export function serve(options: ServeOptions): PluginServer {
       const v2 = options.protocol !== 1 && Array.isArray(offer?.protocols) && offer.protocols.includes(2);
       const result: Record<string, unknown> = { manifest, server_version: options.serverVersion ?? "portico-sdk" };
       if (v2) result.portico = { protocol: 2, window: DEFAULT_WINDOW };
-      writeLine(`${JSON.stringify({ jsonrpc: "2.0", id: msg.id, result })}\n`);
+      wire.sendLine({ jsonrpc: "2.0", id: msg.id, result });
       if (v2) {
         const window = typeof offer?.window === "number" && offer.window > 0 ? offer.window : DEFAULT_WINDOW;
-        session = startV2(window);
-        lines.handOff((rest) => feed(rest));
+        startV2(window);
       }
       return;
     }
@@ -133,7 +137,7 @@ export function serve(options: ServeOptions): PluginServer {
     if (msg.method === "shutdown" && msg.id != null) {
       const id = msg.id;
       void drained().then(() => {
-        writeLine(`${JSON.stringify({ jsonrpc: "2.0", id, result: { ok: true } })}\n`);
+        wire.sendLine({ jsonrpc: "2.0", id, result: { ok: true } });
         exitAfter();
       });
       return;
@@ -143,22 +147,21 @@ export function serve(options: ServeOptions): PluginServer {
       if (message?.reply_to && message.payload) {
         const replyTo = message.reply_to;
         const req = message.payload;
-        void track(answerV1(handlers, req).then((reply) => void writeLine(publishFrame(pluginId, replyTo, reply)))).catch((err) =>
+        void track(answerV1(handlers, req).then((reply) => void wire.write(publishFrame(pluginId, replyTo, reply)))).catch((err) =>
           process.stderr.write(`portico-sdk: exchange failed: ${(err as Error)?.stack ?? String(err)}\n`),
         );
       }
       return;
     }
     if (msg.id != null && msg.method) {
-      writeLine(`${JSON.stringify({ jsonrpc: "2.0", id: msg.id, error: { code: -32601, message: `method not found: ${msg.method}` } })}\n`);
+      wire.sendLine({ jsonrpc: "2.0", id: msg.id, error: { code: -32601, message: `method not found: ${msg.method}` } });
     }
   };
 
   const startV2 = (sendWindow: number): Session => {
-    const s = new Session({
+    const s: Session = wire.switchToFrames({
       sendWindow,
       recvWindow: DEFAULT_WINDOW,
-      write: tickWriter(out),
       onStream(stream, head, end) {
         // A failure here is the SDK's, not the handler's: the exchange is cut, the plugin goes on.
         void track(handleStream(handlers, stream, head as RequestHead, end)).catch((err) => {
@@ -182,23 +185,9 @@ export function serve(options: ServeOptions): PluginServer {
         }
       },
     });
-    out.on("drain", () => s.drained());
     return s;
   };
 
-  const feed = (chunk: Buffer) => {
-    try {
-      session?.push(chunk);
-    } catch (err) {
-      if (!(err instanceof ProtocolError)) throw err;
-      process.stderr.write(`portico-sdk: protocol error from host: ${err.message}\n`);
-      process.exit(1);
-    }
-  };
-
-  stdin.on("data", (chunk: Buffer) => (session ? feed(chunk) : lines.push(chunk)));
-  // The host went away: nothing left to serve.
-  stdin.on("end", () => process.exit(0));
   return { finished };
 }
 

@@ -1,0 +1,222 @@
+/**
+ * portico's side of one plugin connection, over any Transport: the `initialize` handshake (with
+ * the id check and portico's v2 offer), JSON-RPC calls both ways, and the codec the handshake
+ * chose, v1 or v2, picked once. After that, `open` is the same call whatever the plugin speaks.
+ */
+import { GatewayError } from "../errors.js";
+import type { Exchange } from "../exchange/index.js";
+import type { Logger } from "../log.js";
+import type { RequestHead } from "../protocol/http.js";
+import { classify, type Frame, type JsonRpcId, type JsonRpcResponse, METHOD_NOT_FOUND } from "../protocol/jsonrpc.js";
+import { DEFAULT_WINDOW, ProtocolError } from "../protocol/v2.js";
+import type { Transport } from "../transport/index.js";
+import { V1Codec } from "./v1.js";
+import { V2Codec } from "./v2.js";
+import { Wire } from "./wire.js";
+
+/** The nexo version portico announces in `initialize`. */
+export const NEXO_VERSION = "0.1.5";
+
+export interface ConnectionOptions {
+  /** The manifest's id: `initialize` must answer with it. */
+  pluginId: string;
+  /** For messages: where the expected id comes from. */
+  manifestFile: string;
+  /** Longest line accepted before v2; longer ones are dropped and logged. */
+  maxLineBytes: number;
+  log: Logger;
+  /** The plugin broke the protocol: the owner ends it (kills the process). */
+  onBroken(reason: string): void;
+}
+
+interface PendingCall {
+  resolve: (result: unknown) => void;
+  reject: (err: Error) => void;
+}
+
+/** What the handshake chose: how exchanges travel on this connection. */
+interface Codec {
+  readonly protocol: 1 | 2;
+  readonly inFlight: number;
+  open(head: RequestHead, end: boolean): Exchange;
+  /** A `broker.publish` from the plugin (v1's replies travel as these). */
+  onPublish(params: unknown): void;
+  /** The plugin is gone: every exchange ends. */
+  close(reason: string): void;
+}
+
+export class PluginConnection {
+  readonly #opts: ConnectionOptions;
+  readonly #log: Logger;
+  readonly #wire: Wire;
+  readonly #calls = new Map<JsonRpcId, PendingCall>();
+  #nextId = 1;
+  #initId: JsonRpcId | undefined;
+  /** v1 until the handshake says otherwise. */
+  #codec: Codec;
+  #closed: string | undefined;
+
+  constructor(transport: Transport, opts: ConnectionOptions) {
+    this.#opts = opts;
+    this.#log = opts.log;
+    this.#wire = new Wire(transport, {
+      maxLineBytes: opts.maxLineBytes,
+      onLine: (line) => this.#onLine(line),
+      onOverflow: (bytes) => this.#log.error({ bytes, max: opts.maxLineBytes }, "plugin wrote a stdout line over the frame limit; dropped"),
+      onBroken: (err) => {
+        if (err instanceof ProtocolError) this.#log.error({ err: err.message }, "plugin broke protocol v2; killing it");
+        else this.#log.error({ err }, "failed handling the plugin's frames; killing it");
+        opts.onBroken(`protocol error: ${err.message}`);
+      },
+    });
+    this.#codec = new V1Codec(opts.pluginId, (line) => this.#wire.write(line), this.#log);
+  }
+
+  /** 2 once the plugin accepted protocol v2 in its `initialize` reply, else 1 (nexo's). */
+  get protocol(): 1 | 2 {
+    return this.#codec.protocol;
+  }
+
+  get inFlight(): number {
+    return this.#codec.inFlight;
+  }
+
+  /**
+   * Resolves when the plugin answered `initialize` with the right id within `timeoutMs`; rejects
+   * otherwise (the owner then ends the process).
+   */
+  async initialize(timeoutMs: number): Promise<{ serverVersion: string | undefined }> {
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no reply to initialize within ${timeoutMs} ms`)), timeoutMs);
+    });
+    try {
+      // v1 plugins ignore `portico`; a v2 one answers with result.portico.protocol = 2 (docs/protocol.md).
+      this.#initId = this.#nextId;
+      const offer = { nexo_version: NEXO_VERSION, portico: { protocols: [2], window: DEFAULT_WINDOW } };
+      const result = await Promise.race([this.call("initialize", offer), timedOut]);
+      const r = result as { manifest?: { plugin?: { id?: unknown } }; server_version?: unknown } | null;
+      const id = r?.manifest?.plugin?.id;
+      if (id !== this.#opts.pluginId) {
+        throw new Error(
+          `initialize answered with plugin id ${JSON.stringify(id)}, expected "${this.#opts.pluginId}" (from ${this.#opts.manifestFile})`,
+        );
+      }
+      return { serverVersion: typeof r?.server_version === "string" ? r.server_version : undefined };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** One exchange, in whichever protocol the handshake chose. Throws a GatewayError when closed. */
+  open(head: RequestHead, end: boolean): Exchange {
+    if (this.#closed) throw new GatewayError("plugin_unavailable", "plugin not running");
+    return this.#codec.open(head, end);
+  }
+
+  /** A JSON-RPC request to the plugin; resolves with its result. */
+  call(method: string, params: unknown): Promise<unknown> {
+    const id = this.#nextId++;
+    return new Promise((resolve, reject) => {
+      if (this.#closed) return reject(new Error(`plugin ${this.#closed}`));
+      this.#calls.set(id, { resolve, reject });
+      this.#wire.sendRpc({ jsonrpc: "2.0", id, method, params });
+    });
+  }
+
+  /** Asks the plugin to finish its work and exit; resolves when it answered. */
+  shutdown(): Promise<unknown> {
+    return this.call("shutdown", { reason: "host requested" });
+  }
+
+  /** Nothing more goes to the plugin (its stdin closes once the queue is out). */
+  endInput(): void {
+    this.#wire.end();
+  }
+
+  /** The plugin is gone (`reason` in words): every exchange and call in flight ends. */
+  close(reason: string): void {
+    if (this.#closed) return;
+    this.#closed = reason;
+    this.#codec.close(reason);
+    for (const c of this.#calls.values()) c.reject(new Error(`plugin ${reason}`));
+    this.#calls.clear();
+  }
+
+  #onLine(line: Buffer): void {
+    let value: unknown;
+    try {
+      value = JSON.parse(line.toString("utf8"));
+    } catch {
+      this.#log.warn(
+        { line: preview(line) },
+        "plugin wrote a non-JSON line on stdout; skipped (stdout is for protocol frames, log to stderr)",
+      );
+      return;
+    }
+    const frame = classify(value);
+    if (typeof frame === "string") {
+      this.#log.warn({ line: preview(line), why: frame }, "plugin wrote a line that is not a JSON-RPC frame; skipped");
+      return;
+    }
+    if (frame.kind === "response" && frame.msg.id === this.#initId) this.#maybeSwitch(frame.msg.result);
+    this.#onMessage(frame);
+  }
+
+  /**
+   * The plugin took v2: from the byte after this line on, its output carries frames, and so will
+   * ours (we have written nothing since `initialize`).
+   */
+  #maybeSwitch(result: unknown): void {
+    const accepted = (result as { portico?: { protocol?: unknown; window?: unknown } } | null)?.portico;
+    if (accepted?.protocol !== 2) return;
+    const window = typeof accepted.window === "number" && accepted.window > 0 ? accepted.window : DEFAULT_WINDOW;
+    const session = this.#wire.switchToFrames({
+      sendWindow: window,
+      recvWindow: DEFAULT_WINDOW,
+      onRpc: (value) => {
+        const frame = classify(value);
+        if (typeof frame === "string") this.#log.warn({ why: frame }, "plugin sent an RPC frame that is not JSON-RPC; ignored");
+        else this.#onMessage(frame);
+      },
+    });
+    this.#codec = new V2Codec(session, this.#log);
+  }
+
+  #onMessage(frame: Frame): void {
+    switch (frame.kind) {
+      case "response":
+        this.#onResponse(frame.msg);
+        return;
+      case "request":
+        // nexo plugins may ask the host for things portico does not offer (memory.recall, …).
+        this.#wire.sendRpc({
+          jsonrpc: "2.0",
+          id: frame.msg.id,
+          error: { code: METHOD_NOT_FOUND, message: `method not found: ${frame.msg.method}` },
+        });
+        this.#log.debug({ method: frame.msg.method }, "plugin called an unsupported method");
+        return;
+      case "notification":
+        if (frame.msg.method === "broker.publish") this.#codec.onPublish(frame.msg.params);
+        else this.#log.debug({ method: frame.msg.method }, "ignored notification from plugin");
+        return;
+    }
+  }
+
+  #onResponse(msg: JsonRpcResponse): void {
+    const call = msg.id === null ? undefined : this.#calls.get(msg.id);
+    if (!call || msg.id === null) {
+      this.#log.debug({ id: msg.id }, "response to no pending call; ignored");
+      return;
+    }
+    this.#calls.delete(msg.id);
+    if (msg.error) call.reject(new Error(`plugin answered error ${msg.error.code}: ${msg.error.message}`));
+    else call.resolve(msg.result);
+  }
+}
+
+function preview(line: Buffer): string {
+  const s = line.subarray(0, 200).toString("utf8");
+  return line.length > 200 ? `${s}…` : s;
+}

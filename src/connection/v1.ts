@@ -1,0 +1,190 @@
+/**
+ * nexo's v1 exchange behind the one Exchange interface: the request body is gathered, sent whole
+ * (base64) in one `broker.event` line when it ends, and the reply (one `broker.publish` to the
+ * request's inbox) comes back as a head and, if any, one body chunk. No streaming, no WebSockets.
+ */
+import { GatewayError } from "../errors.js";
+import { type Exchange, type ExchangeEvents, IGNORE_EVENTS } from "../exchange/index.js";
+import type { Logger } from "../log.js";
+import type { HeaderList, RequestHead } from "../protocol/http.js";
+import { decodeReply, encodeRequest, newInbox, replyEnvelope } from "../protocol/v1.js";
+
+/** nexo's TypeScript SDK silently drops incoming frames larger than this. */
+const NEXO_TS_SDK_MAX_FRAME = 1024 * 1024;
+const RESOLVED = Promise.resolve();
+
+export class V1Codec {
+  readonly protocol = 1;
+  readonly #pluginId: string;
+  readonly #send: (line: string) => void;
+  readonly #log: Logger;
+  readonly #waiting = new Map<string, V1Exchange>();
+  /** Open exchanges, those still gathering their body included. */
+  readonly #open = new Set<V1Exchange>();
+  /** Set once the plugin is gone. */
+  #gone: GatewayError | undefined;
+
+  constructor(pluginId: string, send: (line: string) => void, log: Logger) {
+    this.#pluginId = pluginId;
+    this.#send = send;
+    this.#log = log;
+  }
+
+  get inFlight(): number {
+    return this.#open.size;
+  }
+
+  open(head: RequestHead, end: boolean): Exchange {
+    if (this.#gone) throw new GatewayError("plugin_unavailable", "plugin not running");
+    const exchange = new V1Exchange(this, head);
+    this.#open.add(exchange);
+    if (end) exchange.end();
+    return exchange;
+  }
+
+  /** A `broker.publish` from the plugin: the reply to a waiting request, or a publish we ignore. */
+  onPublish(params: unknown): void {
+    const env = replyEnvelope(params);
+    const exchange = env && this.#waiting.get(env.topic);
+    if (!env || !exchange) {
+      this.#log.debug({ topic: env?.topic }, "broker.publish to a topic with no waiting request; ignored");
+      return;
+    }
+    this.#waiting.delete(env.topic);
+    exchange._reply(env.event);
+  }
+
+  /** The plugin is gone: every open exchange ends. */
+  close(reason: string): void {
+    const err = new GatewayError("plugin_crashed", reason);
+    this.#gone = err;
+    for (const x of [...this.#open]) x._fail(err);
+  }
+
+  /** @internal Sends the request line and waits for its reply under a fresh inbox. */
+  _send(exchange: V1Exchange, head: RequestHead, body: Buffer): string | undefined {
+    if (this.#gone) {
+      exchange._fail(this.#gone);
+      return undefined;
+    }
+    const inbox = newInbox();
+    const line = encodeRequest(this.#pluginId, inbox, {
+      method: head.method,
+      path: head.path,
+      query: head.query,
+      headers: withLength(head.headers, body.length),
+      body_base64: body.length ? body.toString("base64") : "",
+    });
+    // Cheap test first: a string's length never exceeds its UTF-8 byte length, and latin-1 header
+    // bytes may count twice on the wire.
+    if (line.length * 3 > NEXO_TS_SDK_MAX_FRAME && Buffer.byteLength(line) > NEXO_TS_SDK_MAX_FRAME) {
+      this.#log.warn(
+        { bytes: Buffer.byteLength(line) },
+        "request frame over 1 MiB: nexo's SDKs drop such frames without replying (the client then gets a 504); keep v1 bodies under ~750 KiB or use protocol v2",
+      );
+    }
+    this.#waiting.set(inbox, exchange);
+    this.#send(line);
+    return inbox;
+  }
+
+  /** @internal The exchange is over, however it ended. */
+  _closed(exchange: V1Exchange, inbox: string | undefined): void {
+    this.#open.delete(exchange);
+    if (inbox) this.#waiting.delete(inbox);
+  }
+}
+
+/** A body sent chunked by the client reaches a v1 plugin whole: it gets the Content-Length. */
+function withLength(headers: HeaderList, length: number): HeaderList {
+  if (length === 0) return headers;
+  for (const [k] of headers) if (k.length === 14 && k.toLowerCase() === "content-length") return headers;
+  return [...headers, ["Content-Length", String(length)]];
+}
+
+class V1Exchange implements Exchange {
+  events: ExchangeEvents = IGNORE_EVENTS;
+  readonly #codec: V1Codec;
+  readonly #head: RequestHead;
+  #parts: Buffer[] = [];
+  #size = 0;
+  #inbox: string | undefined;
+  #sent = false;
+  #closed = false;
+
+  constructor(codec: V1Codec, head: RequestHead) {
+    this.#codec = codec;
+    this.#head = head;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  // The body is only gathered: the gateway bounds it (max_body_bytes) before it gets here.
+  readonly blocked = false;
+
+  write(chunk: Buffer): Promise<void> {
+    if (!this.#closed && !this.#sent && chunk.length > 0) {
+      this.#parts.push(chunk);
+      this.#size += chunk.length;
+    }
+    return RESOLVED;
+  }
+
+  end(): void {
+    if (this.#closed || this.#sent) return;
+    this.#sent = true;
+    const body = this.#parts.length === 1 ? (this.#parts[0] as Buffer) : Buffer.concat(this.#parts, this.#size);
+    this.#parts = [];
+    this.#inbox = this.#codec._send(this, this.#head, body);
+  }
+
+  sendWs(): Promise<void> {
+    return RESOLVED; // never accepted: a v1 reply can't be a 101
+  }
+
+  consumed(): void {}
+
+  reset(): void {
+    this.#close();
+  }
+
+  finish(): void {
+    this.#close();
+  }
+
+  /** @internal The plugin's reply event. */
+  _reply(event: unknown): void {
+    if (this.#closed) return;
+    let reply: ReturnType<typeof decodeReply>;
+    try {
+      reply = decodeReply(event);
+    } catch (err) {
+      this._fail(err instanceof GatewayError ? err : new GatewayError("bad_reply", String(err)));
+      return;
+    }
+    this.#close();
+    const { status, body } = reply;
+    // The body is whole, so its length is portico's to say; the plugin's Content-Length stands only
+    // where no body goes out to say otherwise (HEAD, 304).
+    const keepLength = this.#head.method === "HEAD" || status === 304;
+    const headers = keepLength ? reply.headers : reply.headers.filter(([k]) => !(k.length === 14 && k.toLowerCase() === "content-length"));
+    this.events.head({ status, headers }, body.length === 0);
+    if (body.length > 0) this.events.data(body, true);
+  }
+
+  /** @internal */
+  _fail(err: GatewayError): void {
+    if (this.#closed) return;
+    this.#close();
+    this.events.error(err);
+  }
+
+  #close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#parts = [];
+    this.#codec._closed(this, this.#inbox);
+  }
+}

@@ -1,0 +1,113 @@
+/**
+ * Protocol v2 behind the one Exchange interface: each exchange is a stream of the session, and the
+ * plugin's frames are checked here (a valid head, once, before any body) so that what reaches the
+ * gateway is an HTTP response or an error, never a protocol question.
+ */
+import { GatewayError } from "../errors.js";
+import { type Exchange, type ExchangeEvents, IGNORE_EVENTS, type ResetCode } from "../exchange/index.js";
+import type { Logger } from "../log.js";
+import { type RequestHead, validateResponseHead } from "../protocol/http.js";
+import type { Session, Stream } from "../protocol/v2.js";
+
+export class V2Codec {
+  readonly protocol = 2;
+  readonly #session: Session;
+  readonly #log: Logger;
+
+  constructor(session: Session, log: Logger) {
+    this.#session = session;
+    this.#log = log;
+  }
+
+  get inFlight(): number {
+    return this.#session.streamCount;
+  }
+
+  open(head: RequestHead, end: boolean): Exchange {
+    if (this.#session.failed) throw new GatewayError("plugin_unavailable", "plugin not running");
+    return new V2Exchange(this.#session.open(head, end), head.upgrade === "websocket");
+  }
+
+  onPublish(): void {
+    this.#log.debug("broker.publish from a v2 plugin; ignored");
+  }
+
+  /** The plugin is gone: every open stream ends. */
+  close(reason: string): void {
+    this.#session.fail(new Error(reason));
+  }
+}
+
+export class V2Exchange implements Exchange {
+  events: ExchangeEvents = IGNORE_EVENTS;
+  readonly #stream: Stream;
+  #headSeen = false;
+
+  constructor(stream: Stream, upgrade: boolean) {
+    this.#stream = stream;
+    const s = stream;
+    s.handlers = {
+      onHead: (value, end) => {
+        if (this.#headSeen) return this.#refuse("a second response HEAD");
+        let head: ReturnType<typeof validateResponseHead>;
+        try {
+          head = validateResponseHead(value, upgrade);
+        } catch (err) {
+          return this.#refuse((err as GatewayError).detail ?? String(err));
+        }
+        this.#headSeen = true;
+        this.events.head(head, end);
+      },
+      onData: (chunk, end) => {
+        if (!this.#headSeen) {
+          s.consumed(chunk.length);
+          return this.#refuse("DATA before HEAD");
+        }
+        this.events.data(chunk, end);
+      },
+      onWs: (opcode, payload) => this.events.ws(opcode, payload),
+      onReset: (code, message) => {
+        // The plugin gave up, or its process went away ("gone").
+        this.events.error(new GatewayError(code === "gone" ? "plugin_crashed" : "plugin_reset", message ?? code));
+      },
+    };
+  }
+
+  get closed(): boolean {
+    return this.#stream.closed;
+  }
+
+  get blocked(): boolean {
+    return this.#stream.blocked;
+  }
+
+  write(chunk: Buffer): Promise<void> {
+    return this.#stream.sendData(chunk);
+  }
+
+  end(): void {
+    if (!this.#stream.closed) void this.#stream.end();
+  }
+
+  sendWs(opcode: number, payload: Buffer): Promise<void> {
+    return this.#stream.sendWs(opcode, payload);
+  }
+
+  consumed(n: number): void {
+    this.#stream.consumed(n);
+  }
+
+  reset(code: ResetCode, message?: string): void {
+    this.#stream.reset(code, message);
+  }
+
+  finish(): void {
+    this.#stream.finish();
+  }
+
+  /** The plugin sent what no client can be given: reset the stream, report a malformed reply. */
+  #refuse(detail: string): void {
+    this.#stream.reset("error", detail);
+    this.events.error(new GatewayError("bad_reply", detail));
+  }
+}
