@@ -38,6 +38,7 @@ if (!files.length) {
   step("lint and format check (biome check; `npx biome check --write .` fixes what it can)", [
     "node_modules/@biomejs/biome/bin/biome",
     "check",
+    "--error-on-warnings",
     ".",
   ]);
 }

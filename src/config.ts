@@ -6,7 +6,7 @@ import { readFile } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import type { LevelWithSilent } from "pino";
 import { parse as parseToml } from "smol-toml";
-import { DEFAULT_SUPERVISOR, type SupervisorOptions } from "./host/plugin.js";
+import { DEFAULT_LIMITS, DEFAULT_SUPERVISOR, type SupervisorOptions } from "./host/plugin.js";
 import { LOG_LEVELS } from "./log.js";
 import { type ManifestProblem, mountPrefixProblem, suggestMountPrefix } from "./manifest/index.js";
 
@@ -32,6 +32,24 @@ export interface PorticoConfig {
   maxBodyBytes: number;
   /** Exchanges in flight per plugin before new requests get 503. */
   maxInFlight: number;
+  /** The client must send its whole request head within this (then 408 and close). */
+  headTimeoutSeconds: number;
+  /** An idle keep-alive connection is closed after this. */
+  keepAliveTimeoutSeconds: number;
+  /** Open client connections; more are answered 503 and closed. */
+  maxConnections: number;
+  /** Header lines in a request head (431 beyond). */
+  maxHeaderCount: number;
+  /** Bytes in a request head (431 beyond). */
+  maxHeaderBytes: number;
+  /** Slowest request body accepted, bytes per second over each 10 s (408 below); 0: no floor. */
+  minUploadRate: number;
+  /** Longest JSON-RPC line a plugin may write (nexo's v1, and the handshake); over it, it is restarted. */
+  maxLineBytes: number;
+  /** Bytes waiting to go to one plugin past which new requests to it get 503. */
+  maxQueuedBytes: number;
+  /** Log lines per plugin per second (stderr and stray stdout); the rest are counted, not kept. */
+  maxLogLinesPerSecond: number;
   supervisor: SupervisorOptions;
 }
 
@@ -45,6 +63,13 @@ export const DEFAULT_CONFIG: PorticoConfig = {
   idleTimeoutSeconds: 300,
   maxBodyBytes: 16 * 1024 * 1024,
   maxInFlight: 1024,
+  headTimeoutSeconds: 20,
+  keepAliveTimeoutSeconds: 15,
+  maxConnections: 10_000,
+  maxHeaderCount: 100,
+  maxHeaderBytes: 16 * 1024,
+  minUploadRate: 1024,
+  ...DEFAULT_LIMITS,
   supervisor: DEFAULT_SUPERVISOR,
 };
 
@@ -154,6 +179,19 @@ function fromToml(doc: Record<string, unknown>, file: string): Partial<PorticoCo
   if (maxBody !== undefined) out.maxBodyBytes = maxBody;
   const maxInFlight = num(limits, "limits.", "max_in_flight", 1, true);
   if (maxInFlight !== undefined) out.maxInFlight = maxInFlight;
+  const limit = (key: string, field: keyof PorticoConfig, min: number, integer: boolean) => {
+    const v = num(limits, "limits.", key, min, integer);
+    if (v !== undefined) (out as Record<string, unknown>)[field] = v;
+  };
+  limit("head_timeout_seconds", "headTimeoutSeconds", 0.001, false);
+  limit("keep_alive_timeout_seconds", "keepAliveTimeoutSeconds", 0.001, false);
+  limit("max_connections", "maxConnections", 1, true);
+  limit("max_header_count", "maxHeaderCount", 1, true);
+  limit("max_header_bytes", "maxHeaderBytes", 1024, true);
+  limit("min_upload_rate", "minUploadRate", 0, true);
+  limit("max_line_bytes", "maxLineBytes", 1024, true);
+  limit("max_queued_bytes", "maxQueuedBytes", 65536, true);
+  limit("max_log_lines_per_second", "maxLogLinesPerSecond", 1, true);
 
   const sup = table("supervisor");
   const s: Partial<SupervisorOptions> = {};
@@ -167,7 +205,6 @@ function fromToml(doc: Record<string, unknown>, file: string): Partial<PorticoCo
   pick("restart_max_delay_ms", "restartMaxDelayMs", 0);
   pick("max_crashes", "maxCrashes", 1);
   pick("crash_window_seconds", "crashWindowMs", 0.001, 1000);
-  pick("max_frame_bytes", "maxFrameBytes", 1024);
   if (Object.keys(s).length) out.supervisor = { ...DEFAULT_SUPERVISOR, ...s };
 
   // A misspelt key would otherwise be ignored without a word, and its setting silently not apply.

@@ -5,8 +5,10 @@
 export type GatewayErrorCode =
   | "bad_target" // unparsable, ambiguous or hostile request-target
   | "bad_request" // a request that cannot be completed, such as a body cut short
+  | "http_version" // a request line that is not HTTP/1.0 or HTTP/1.1
+  | "not_implemented" // a method portico does not serve at all (CONNECT)
   | "request_timeout" // the client did not finish sending its request head in time
-  | "headers_too_large" // request head over node's header size limit
+  | "headers_too_large" // request head over max_header_bytes or max_header_count
   | "not_found" // no route, or nothing in a reserved space
   | "method_not_allowed" // a daemon endpoint asked with the wrong method
   | "payload_too_large" // request body over the route's limit
@@ -15,13 +17,16 @@ export type GatewayErrorCode =
   | "bad_reply" // the plugin answered something that is not a valid HTTP reply
   | "plugin_crashed" // the plugin process died with the exchange in flight
   | "plugin_reset" // the plugin reset the stream before answering (protocol v2)
-  | "overloaded" // too many exchanges in flight for one plugin
+  | "overloaded" // too many exchanges in flight for one plugin, or too many bytes queued for it
+  | "too_many_connections" // over max_connections
   | "shutting_down" // the daemon is draining
   | "client_closed"; // the client went away before its answer was complete (nothing is sent)
 
 const STATUS: Record<GatewayErrorCode, number> = {
   bad_target: 400,
   bad_request: 400,
+  http_version: 505,
+  not_implemented: 501,
   request_timeout: 408,
   headers_too_large: 431,
   not_found: 404,
@@ -33,6 +38,7 @@ const STATUS: Record<GatewayErrorCode, number> = {
   plugin_crashed: 502,
   plugin_reset: 502,
   overloaded: 503,
+  too_many_connections: 503,
   shutting_down: 503,
   // nginx's convention: recorded in logs and metrics, never sent (there is nobody to send it to).
   client_closed: 499,
@@ -42,6 +48,8 @@ const STATUS: Record<GatewayErrorCode, number> = {
 const MESSAGE: Record<GatewayErrorCode, string> = {
   bad_target: "bad request target",
   bad_request: "bad request",
+  http_version: "HTTP version not supported",
+  not_implemented: "method not implemented",
   request_timeout: "request timeout",
   headers_too_large: "request header fields too large",
   not_found: "not found",
@@ -53,6 +61,7 @@ const MESSAGE: Record<GatewayErrorCode, string> = {
   plugin_crashed: "plugin exited before replying",
   plugin_reset: "plugin reset the request",
   overloaded: "plugin overloaded",
+  too_many_connections: "too many connections",
   shutting_down: "shutting down",
   client_closed: "client closed request",
 };

@@ -5,6 +5,7 @@
  */
 import { GatewayError } from "../errors.js";
 import type { Exchange } from "../exchange/index.js";
+import type { LogLine } from "../host/log-limit.js";
 import type { Logger } from "../log.js";
 import type { RequestHead } from "../protocol/http.js";
 import { classify, type Frame, type JsonRpcId, type JsonRpcResponse, METHOD_NOT_FOUND } from "../protocol/jsonrpc.js";
@@ -22,9 +23,13 @@ export interface ConnectionOptions {
   pluginId: string;
   /** For messages: where the expected id comes from. */
   manifestFile: string;
-  /** Longest line accepted before v2; longer ones are dropped and logged. */
+  /** Longest line accepted (v1, or before v2): a longer one breaks the connection (onBroken). */
   maxLineBytes: number;
+  /** Past this many bytes waiting to go to the plugin, answers to its own requests are dropped. */
+  maxQueuedBytes: number;
   log: Logger;
+  /** For lines the plugin's output causes (stray stdout lines): rate-limited. */
+  logLine: LogLine;
   /** The plugin broke the protocol: the owner ends it (kills the process). */
   onBroken(reason: string): void;
 }
@@ -38,6 +43,10 @@ interface PendingCall {
 interface Codec {
   readonly protocol: 1 | 2;
   readonly inFlight: number;
+  /** Bytes waiting in the codec itself, not yet given to the transport. */
+  readonly queued: number;
+  /** The transport's backlog drained. */
+  drained(): void;
   open(head: RequestHead, end: boolean): Exchange;
   /** A `broker.publish` from the plugin (v1's replies travel as these). */
   onPublish(params: unknown): void;
@@ -62,14 +71,25 @@ export class PluginConnection {
     this.#wire = new Wire(transport, {
       maxLineBytes: opts.maxLineBytes,
       onLine: (line) => this.#onLine(line),
-      onOverflow: (bytes) => this.#log.error({ bytes, max: opts.maxLineBytes }, "plugin wrote a stdout line over the frame limit; dropped"),
+      onOverflow: (bytes) => {
+        this.#log.error({ bytes, max: opts.maxLineBytes }, "plugin wrote a line over max_line_bytes; killing it");
+        opts.onBroken(`wrote a line over max_line_bytes (${opts.maxLineBytes} bytes)`);
+      },
+      onDrain: () => this.#codec.drained(),
       onBroken: (err) => {
         if (err instanceof ProtocolError) this.#log.error({ err: err.message }, "plugin broke protocol v2; killing it");
         else this.#log.error({ err }, "failed handling the plugin's frames; killing it");
         opts.onBroken(`protocol error: ${err.message}`);
       },
     });
-    this.#codec = new V1Codec(opts.pluginId, (line) => this.#wire.write(line), this.#log);
+    const wire = this.#wire;
+    const out = {
+      write: (line: string) => wire.write(line),
+      get backlog() {
+        return wire.backlog;
+      },
+    };
+    this.#codec = new V1Codec(opts.pluginId, out, this.#log);
   }
 
   /** 2 once the plugin accepted protocol v2 in its `initialize` reply, else 1 (nexo's). */
@@ -79,6 +99,11 @@ export class PluginConnection {
 
   get inFlight(): number {
     return this.#codec.inFlight;
+  }
+
+  /** Bytes on their way to the plugin that it has not taken yet. */
+  get queued(): number {
+    return this.#codec.queued + this.#wire.backlog;
   }
 
   /**
@@ -148,7 +173,8 @@ export class PluginConnection {
     try {
       value = JSON.parse(line.toString("utf8"));
     } catch {
-      this.#log.warn(
+      this.#opts.logLine(
+        "warn",
         { line: preview(line) },
         "plugin wrote a non-JSON line on stdout; skipped (stdout is for protocol frames, log to stderr)",
       );
@@ -156,7 +182,7 @@ export class PluginConnection {
     }
     const frame = classify(value);
     if (typeof frame === "string") {
-      this.#log.warn({ line: preview(line), why: frame }, "plugin wrote a line that is not a JSON-RPC frame; skipped");
+      this.#opts.logLine("warn", { line: preview(line), why: frame }, "plugin wrote a line that is not a JSON-RPC frame; skipped");
       return;
     }
     if (frame.kind === "response" && frame.msg.id === this.#initId) this.#maybeSwitch(frame.msg.result);
@@ -176,7 +202,7 @@ export class PluginConnection {
       recvWindow: DEFAULT_WINDOW,
       onRpc: (value) => {
         const frame = classify(value);
-        if (typeof frame === "string") this.#log.warn({ why: frame }, "plugin sent an RPC frame that is not JSON-RPC; ignored");
+        if (typeof frame === "string") this.#opts.logLine("warn", { why: frame }, "plugin sent an RPC frame that is not JSON-RPC; ignored");
         else this.#onMessage(frame);
       },
     });
@@ -189,6 +215,8 @@ export class PluginConnection {
         this.#onResponse(frame.msg);
         return;
       case "request":
+        // A plugin asking while it doesn't read our answers would have them queue without end.
+        if (this.queued > this.#opts.maxQueuedBytes) return;
         // nexo plugins may ask the host for things portico does not offer (memory.recall, …).
         this.#wire.sendRpc({
           jsonrpc: "2.0",

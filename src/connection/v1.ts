@@ -2,6 +2,10 @@
  * nexo's v1 exchange behind the one Exchange interface: the request body is gathered, sent whole
  * (base64) in one `broker.event` line when it ends, and the reply (one `broker.publish` to the
  * request's inbox) comes back as a head and, if any, one body chunk. No streaming, no WebSockets.
+ *
+ * Request lines wait in the codec's own queue until the plugin takes what it was given: a plugin
+ * that stops reading holds at most about a megabyte in the pipe, and the line of a request that
+ * ends while it waits (timeout, client gone) is dropped, not left queued for nobody.
  */
 import { GatewayError } from "../errors.js";
 import { type Exchange, type ExchangeEvents, IGNORE_EVENTS } from "../exchange/index.js";
@@ -11,23 +15,45 @@ import { decodeReply, encodeRequest, newInbox, replyEnvelope } from "../protocol
 
 /** nexo's TypeScript SDK silently drops incoming frames larger than this. */
 const NEXO_TS_SDK_MAX_FRAME = 1024 * 1024;
+/** Lines go to the transport while its backlog is under this; the rest wait in the queue. */
+const HAND_OVER_BELOW = 1024 * 1024;
+
+/** Where the codec's lines go. */
+export interface LineOut {
+  write(line: string): void;
+  /** Bytes written but not yet taken by the plugin. */
+  readonly backlog: number;
+}
 const RESOLVED = Promise.resolve();
 
 export class V1Codec {
   readonly protocol = 1;
   readonly #pluginId: string;
-  readonly #send: (line: string) => void;
+  readonly #out: LineOut;
   readonly #log: Logger;
+  /** Lines not yet handed to the transport, in order. */
+  #queue: { exchange: V1Exchange; line: string }[] = [];
+  #queuedBytes = 0;
   readonly #waiting = new Map<string, V1Exchange>();
   /** Open exchanges, those still gathering their body included. */
   readonly #open = new Set<V1Exchange>();
   /** Set once the plugin is gone. */
   #gone: GatewayError | undefined;
 
-  constructor(pluginId: string, send: (line: string) => void, log: Logger) {
+  constructor(pluginId: string, out: LineOut, log: Logger) {
     this.#pluginId = pluginId;
-    this.#send = send;
+    this.#out = out;
     this.#log = log;
+  }
+
+  /** Bytes of request lines waiting here (the transport's backlog not counted). */
+  get queued(): number {
+    return this.#queuedBytes;
+  }
+
+  /** The transport took what it had: hand over what waits. */
+  drained(): void {
+    this.#pump();
   }
 
   get inFlight(): number {
@@ -84,14 +110,31 @@ export class V1Codec {
       );
     }
     this.#waiting.set(inbox, exchange);
-    this.#send(line);
+    this.#queue.push({ exchange, line });
+    this.#queuedBytes += line.length;
+    this.#pump();
     return inbox;
+  }
+
+  #pump(): void {
+    while (this.#queue.length > 0 && this.#out.backlog < HAND_OVER_BELOW) {
+      const next = this.#queue.shift() as { exchange: V1Exchange; line: string };
+      this.#queuedBytes -= next.line.length;
+      this.#out.write(next.line);
+    }
   }
 
   /** @internal The exchange is over, however it ended. */
   _closed(exchange: V1Exchange, inbox: string | undefined): void {
     this.#open.delete(exchange);
-    if (inbox) this.#waiting.delete(inbox);
+    if (!inbox) return;
+    this.#waiting.delete(inbox);
+    // Still waiting to go out: nobody wants it any more.
+    const at = this.#queue.findIndex((q) => q.exchange === exchange);
+    if (at >= 0) {
+      this.#queuedBytes -= (this.#queue[at] as { line: string }).line.length;
+      this.#queue.splice(at, 1);
+    }
   }
 }
 

@@ -23,6 +23,11 @@ export class V2Codec {
     return this.#session.streamCount;
   }
 
+  /** Nothing waits here: DATA goes out as credit and the transport allow. */
+  readonly queued = 0;
+
+  drained(): void {}
+
   open(head: RequestHead, end: boolean): Exchange {
     if (this.#session.failed) throw new GatewayError("plugin_unavailable", "plugin not running");
     return new V2Exchange(this.#session.open(head, end), head.upgrade === "websocket");

@@ -15,6 +15,8 @@ export interface WireOptions {
   onOverflow(bytes: number): void;
   /** The peer will send nothing more. */
   onEnd?(): void;
+  /** The transport's backlog drained (after a write that said to wait). */
+  onDrain?(): void;
   /**
    * The peer broke protocol v2, or handling its frames threw: the connection can't go on. Called
    * instead of letting the error escape a transport's 'data' event (it would take the process down).
@@ -34,12 +36,20 @@ export class Wire {
     this.#lines = new LineSplitter(opts.maxLineBytes, opts.onLine, opts.onOverflow);
     transport.attach({
       data: (chunk) => (this.#session ? this.#feed(chunk) : this.#lines.push(chunk)),
-      drain: () => this.#session?.drained(),
+      drain: () => {
+        this.#session?.drained();
+        opts.onDrain?.();
+      },
       end: () => {
         if (!this.#session) this.#lines.end();
         opts.onEnd?.();
       },
     });
+  }
+
+  /** Bytes written but not yet taken by the peer. */
+  get backlog(): number {
+    return this.#transport.backlog;
   }
 
   /** The v2 session, once switched. */

@@ -18,11 +18,16 @@ export interface ForwardOptions {
   requestId: string;
   /** Largest request body accepted (Infinity for none). */
   maxBodyBytes: number;
+  /** Slowest upload accepted, bytes per second over each RATE_WINDOW_MS (0: none). */
+  minUploadRate: number;
   /** Whether the client sends a body (RFC 9112 §6.3). */
   hasBody: boolean;
   /** A WebSocket upgrade: where the tunnel goes once the plugin accepts it with 101. */
   upgrade?: { socket: Duplex; head: Buffer };
 }
+
+/** The window over which an upload's rate is judged against min_upload_rate. */
+export const RATE_WINDOW_MS = 10_000;
 
 /** Whether the request has a body at all (RFC 9112 §6.3). */
 export function requestHasBody(req: IncomingMessage): boolean {
@@ -57,12 +62,15 @@ export function forward(req: IncomingMessage, res: ServerResponse, exchange: Exc
     let firstByte: NodeJS.Timeout | undefined;
     /** Armed only once something streams: a small exchange, over in one turn, never pays for it. */
     let idle: NodeJS.Timeout | undefined;
+    /** Judges the upload's rate while it lasts (min_upload_rate). */
+    let rate: NodeJS.Timeout | undefined;
 
     const settle = (result: number | GatewayError) => {
       if (done) return;
       done = true;
       clearTimeout(firstByte);
       clearTimeout(idle);
+      clearInterval(rate);
       if (typeof result === "number") resolve(result);
       else reject(result);
     };
@@ -176,7 +184,10 @@ export function forward(req: IncomingMessage, res: ServerResponse, exchange: Exc
 
     res.on("finish", () => settle(status));
     res.on("close", () => {
-      if (!done && !res.writableFinished) {
+      if (!done) {
+        // Everything was handed to the socket when the client left: its 'finish' may never come
+        // (the last write fails), so the exchange ends here, as answered.
+        if (res.writableFinished) return settle(status);
         exchange.reset("cancel", "client went away");
         settle(new GatewayError("client_closed", "client went away"));
         return;
@@ -190,8 +201,23 @@ export function forward(req: IncomingMessage, res: ServerResponse, exchange: Exc
     if (!hasBody) return armFirstByte();
     touch();
     let received = 0;
+    /** Bytes in the current rate window, and whether the plugin held the client back in it. */
+    let windowBytes = 0;
+    let heldBack = false;
+    if (opts.minUploadRate > 0) {
+      rate = setInterval(() => {
+        if (requestEnded) return clearInterval(rate);
+        const tooSlow = !heldBack && !waitingForPlugin && windowBytes < (opts.minUploadRate * RATE_WINDOW_MS) / 1000;
+        windowBytes = 0;
+        heldBack = false;
+        if (!tooSlow) return;
+        exchange.reset("timeout", "request body too slow");
+        fail(new GatewayError("request_timeout", `request body slower than ${opts.minUploadRate} bytes/s`));
+      }, RATE_WINDOW_MS);
+    }
     const onBody = (chunk: Buffer) => {
       received += chunk.length;
+      windowBytes += chunk.length;
       touch();
       if (received > maxBodyBytes) {
         req.off("data", onBody);
@@ -204,6 +230,7 @@ export function forward(req: IncomingMessage, res: ServerResponse, exchange: Exc
       if (exchange.blocked) {
         req.pause();
         waitingForPlugin = true;
+        heldBack = true;
         sent.then(() => {
           waitingForPlugin = false;
           req.resume();
@@ -213,6 +240,7 @@ export function forward(req: IncomingMessage, res: ServerResponse, exchange: Exc
     req.on("data", onBody);
     req.on("end", () => {
       requestEnded = true;
+      clearInterval(rate);
       if (done) return;
       if (!exchange.closed) exchange.end();
       if (!headReceived) armFirstByte();

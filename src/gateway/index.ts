@@ -2,7 +2,7 @@
  * The HTTP side: target → router → exchange → response. Also the library entry point: a Node
  * program mounts `portico.handler` in its own server and gets exactly what `portico serve` does.
  */
-import { createServer, type IncomingMessage, type Server, ServerResponse } from "node:http";
+import { type IncomingMessage, type Server, ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { performance } from "node:perf_hooks";
 import type { Duplex } from "node:stream";
@@ -18,7 +18,8 @@ import { normalizeTarget, type Target } from "../target/index.js";
 import { invite, refuseDeclaredOver } from "./body.js";
 import { forward, requestHasBody } from "./forward.js";
 import { forwardRequestHeaders, requestIdOf } from "./headers.js";
-import { closing, onClientError, writeError } from "./refuse.js";
+import { closing, writeError } from "./refuse.js";
+import { publicServer, refuseMalformedHead } from "./server.js";
 
 type Normal = Extract<Target, { ok: true }>;
 
@@ -60,7 +61,11 @@ export function createPortico(options: PorticoOptions = {}): Portico {
   const config = resolveConfig(layer);
   const log = logger ?? createLogger({ level: config.logLevel });
   const router = new Router([...DEFAULT_RESERVED_PREFIXES, ...config.reservedPrefixes]);
-  const host = new PluginHost(config.supervisor, log);
+  const host = new PluginHost(
+    config.supervisor,
+    { maxLineBytes: config.maxLineBytes, maxQueuedBytes: config.maxQueuedBytes, maxLogLinesPerSecond: config.maxLogLinesPerSecond },
+    log,
+  );
   const metrics = new Metrics();
   const refused: Refusal[] = [];
   const servers = new Set<Server>();
@@ -106,6 +111,7 @@ export function createPortico(options: PorticoOptions = {}): Portico {
     let error: GatewayError | undefined;
     inFlight++;
     try {
+      refuseMalformedHead(req, config.maxHeaderCount);
       const target = normalizeTarget(req.url ?? "");
       if (!target.ok) throw new GatewayError("bad_target", target.reason);
       const hosts = hostCount(req);
@@ -181,14 +187,16 @@ export function createPortico(options: PorticoOptions = {}): Portico {
     if (upgrade?.websocket) head.upgrade = "websocket";
     const exchange = plugin.open(head, !hasBody);
     const tunnel = upgrade?.websocket ? { socket: upgrade.socket, head: upgrade.head } : undefined;
-    return forward(req, res, exchange, { route, requestId, maxBodyBytes, hasBody, upgrade: tunnel });
+    return forward(req, res, exchange, { route, requestId, maxBodyBytes, minUploadRate: config.minUploadRate, hasBody, upgrade: tunnel });
   }
 
   /**
    * An Upgrade request: answered like any other on a connection that then closes, unless the
    * plugin accepts a WebSocket with 101 (a v2 plugin can; the tunnel then takes the socket over).
+   * CONNECT comes here too, to be refused like any other request portico can't serve.
    */
   const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    if (closing.has(socket)) return void socket.destroy();
     const res = new ServerResponse(req);
     res.assignSocket(socket as Socket);
     res.shouldKeepAlive = false;
@@ -205,14 +213,9 @@ export function createPortico(options: PorticoOptions = {}): Portico {
   };
 
   async function listen(at = config.listen): Promise<{ server: Server; address: AddressInfo }> {
-    // Host is checked by the handler (hostCount), so a request without one gets portico's 400.
-    // requestTimeout 0: a streamed upload may take hours; stalls are cut by each route's idle timeout.
-    const server = createServer({ keepAliveTimeout: 65_000, requireHostHeader: false, requestTimeout: 0 }, handler);
-    server.on("clientError", (err: NodeJS.ErrnoException, socket: Duplex) => onClientError(err, socket, log));
+    const server = publicServer(config, handler, log);
     server.on("upgrade", onUpgrade);
-    // Expect: 100-continue is answered by the handler once the body is known to be wanted (invite),
-    // so a body over the limit gets its 413 before the client sends it.
-    server.on("checkContinue", handler);
+    server.on("connect", onUpgrade);
     servers.add(server);
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);

@@ -5,10 +5,10 @@
 import type { Logger } from "../log.js";
 import { discoverPlugins, formatProblem, type PluginManifest } from "../manifest/index.js";
 import { type Route, RouteError, type Router } from "../router/index.js";
-import { Plugin, type SupervisorOptions } from "./plugin.js";
+import { Plugin, type PluginLimits, type SupervisorOptions } from "./plugin.js";
 
-export type { SupervisorOptions } from "./plugin.js";
-export { DEFAULT_SUPERVISOR, PLUGIN_STATES, Plugin, type PluginState, type PluginStatus } from "./plugin.js";
+export type { PluginLimits, SupervisorOptions } from "./plugin.js";
+export { DEFAULT_LIMITS, DEFAULT_SUPERVISOR, PLUGIN_STATES, Plugin, type PluginState, type PluginStatus } from "./plugin.js";
 
 export interface RouteDefaults {
   timeoutSeconds: number;
@@ -81,15 +81,17 @@ export async function loadPlugins(
 export class PluginHost {
   readonly plugins = new Map<string, Plugin>();
   readonly #opts: SupervisorOptions;
+  readonly #limits: PluginLimits;
   readonly #log: Logger;
 
-  constructor(opts: SupervisorOptions, log: Logger) {
+  constructor(opts: SupervisorOptions, limits: PluginLimits, log: Logger) {
     this.#opts = opts;
+    this.#limits = limits;
     this.#log = log;
   }
 
   add(manifest: PluginManifest): Plugin {
-    const plugin = new Plugin(manifest, this.#opts, this.#log);
+    const plugin = new Plugin(manifest, this.#opts, this.#limits, this.#log);
     this.plugins.set(manifest.id, plugin);
     return plugin;
   }

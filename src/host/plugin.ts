@@ -11,6 +11,7 @@ import type { Exchange, RequestHead, Upstream } from "../exchange/index.js";
 import type { Logger } from "../log.js";
 import type { PluginManifest } from "../manifest/index.js";
 import { streamTransport } from "../transport/index.js";
+import { type LogLine, limitedLog } from "./log-limit.js";
 import { type ExitInfo, PluginProcess } from "./process.js";
 
 /** One run: the process and portico's connection to it. */
@@ -27,7 +28,6 @@ export interface SupervisorOptions {
   initTimeoutMs: number;
   /** After `shutdown`, how long a child may take to exit before its group is killed. */
   shutdownGraceMs: number;
-  maxFrameBytes: number;
   /** First restart delay; doubles per crash in the window, up to maxDelayMs, with ±50% jitter. */
   restartDelayMs: number;
   restartMaxDelayMs: number;
@@ -36,10 +36,25 @@ export interface SupervisorOptions {
   crashWindowMs: number;
 }
 
+/** What one plugin may cost the daemon. */
+export interface PluginLimits {
+  /** Longest JSON-RPC line it may write; a longer one gets it killed and restarted. */
+  maxLineBytes: number;
+  /** Bytes waiting to go to it past which new requests get 503. */
+  maxQueuedBytes: number;
+  /** Log lines its output may cause per second; the rest are counted. */
+  maxLogLinesPerSecond: number;
+}
+
+export const DEFAULT_LIMITS: PluginLimits = {
+  maxLineBytes: 32 * 1024 * 1024,
+  maxQueuedBytes: 16 * 1024 * 1024,
+  maxLogLinesPerSecond: 200,
+};
+
 export const DEFAULT_SUPERVISOR: SupervisorOptions = {
   initTimeoutMs: Number(process.env.NEXO_PLUGIN_INIT_TIMEOUT_MS) || 5000,
   shutdownGraceMs: 10_000,
-  maxFrameBytes: 256 * 1024 * 1024,
   restartDelayMs: 200,
   restartMaxDelayMs: 30_000,
   maxCrashes: 5,
@@ -67,7 +82,10 @@ export interface PluginEvents {
 export class Plugin extends EventEmitter<PluginEvents> implements Upstream {
   readonly manifest: PluginManifest;
   readonly #opts: SupervisorOptions;
+  readonly #limits: PluginLimits;
   readonly #log: Logger;
+  /** The plugin's own output in the log, within its lines-per-second allowance. */
+  readonly #logLine: LogLine;
   #state: PluginState = "stopped";
   #run: Run | undefined;
   #crashes: number[] = [];
@@ -76,11 +94,13 @@ export class Plugin extends EventEmitter<PluginEvents> implements Upstream {
   #nextAttemptAt = 0;
   #restartTimer: NodeJS.Timeout | undefined;
 
-  constructor(manifest: PluginManifest, opts: SupervisorOptions, log: Logger) {
+  constructor(manifest: PluginManifest, opts: SupervisorOptions, limits: PluginLimits, log: Logger) {
     super();
     this.manifest = manifest;
     this.#opts = opts;
+    this.#limits = limits;
     this.#log = log.child({ plugin: manifest.id });
+    this.#logLine = limitedLog(this.#log, limits.maxLogLinesPerSecond);
   }
 
   get id(): string {
@@ -110,6 +130,10 @@ export class Plugin extends EventEmitter<PluginEvents> implements Upstream {
   open(head: RequestHead, end: boolean): Exchange {
     const run = this.#run;
     if (this.#state !== "ready" || !run) throw this.#unavailable();
+    // It isn't taking what it was given: don't give it more.
+    if (run.connection.queued > this.#limits.maxQueuedBytes) {
+      throw new GatewayError("overloaded", `over ${this.#limits.maxQueuedBytes} bytes queued for the plugin`, { retryAfter: 1 });
+    }
     return run.connection.open(head, end);
   }
 
@@ -202,12 +226,14 @@ export class Plugin extends EventEmitter<PluginEvents> implements Upstream {
 
   /** A process and a connection over its stdio. Throws when there is nothing to spawn. */
   #startRun(): Run {
-    const proc = new PluginProcess(this.manifest, this.#log);
+    const proc = new PluginProcess(this.manifest, this.#logLine);
     const connection = new PluginConnection(streamTransport(proc.output, proc.input), {
       pluginId: this.manifest.id,
       manifestFile: this.manifest.file,
-      maxLineBytes: this.#opts.maxFrameBytes,
+      maxLineBytes: this.#limits.maxLineBytes,
+      maxQueuedBytes: this.#limits.maxQueuedBytes,
       log: this.#log,
+      logLine: this.#logLine,
       onBroken: (reason) => proc.kill(reason),
     });
     return { process: proc, connection };

@@ -5,9 +5,9 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import type { Readable, Writable } from "node:stream";
-import type { Logger } from "../log.js";
 import type { PluginManifest } from "../manifest/index.js";
 import { LineSplitter } from "../protocol/jsonrpc.js";
+import type { LogLine } from "./log-limit.js";
 
 const STDERR_TAIL_LINES = 20;
 /** After the plugin exits, how long its pipes may stay open (held by an escaped helper) before we drop them. */
@@ -29,7 +29,7 @@ export class PluginProcess {
   #killReason: string | undefined;
 
   /** Throws when the manifest has no command to run. */
-  constructor(manifest: PluginManifest, log: Logger) {
+  constructor(manifest: PluginManifest, logLine: LogLine) {
     const ep = manifest.entrypoint;
     if (!ep) throw new Error(`plugin ${manifest.id} has no entrypoint command`);
     // Own process group (detached): a terminal's Ctrl-C must not reach plugins before our
@@ -66,7 +66,7 @@ export class PluginProcess {
         const text = line.toString("utf8");
         this.#stderrTail.push(text);
         if (this.#stderrTail.length > STDERR_TAIL_LINES) this.#stderrTail.shift();
-        log.info({ stream: "stderr" }, text);
+        logLine("info", { stream: "stderr" }, text);
       },
       () => {},
     );

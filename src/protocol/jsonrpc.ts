@@ -58,8 +58,9 @@ const CR = 0x0d;
 
 /**
  * Splits a byte stream into lines without copying bodies twice: chunks are kept as they arrive and
- * joined once per line. A line longer than `maxLineBytes` is dropped whole (reported through
- * `onOverflow`) rather than buffered without bound.
+ * joined once per line. A line longer than `maxLineBytes` is dropped whole rather than buffered
+ * without bound: `onOverflow` hears of it as soon as it passes the limit (with the bytes seen so
+ * far), and the rest of it is skipped.
  */
 export class LineSplitter {
   #parts: Buffer[] = [];
@@ -113,6 +114,7 @@ export class LineSplitter {
     if (this.#size > this.maxLineBytes) {
       this.#skipping = true;
       this.#parts = [];
+      this.onOverflow(this.#size);
       return;
     }
     this.#parts.push(from === 0 && to === chunk.length ? chunk : chunk.subarray(from, to));
@@ -125,10 +127,7 @@ export class LineSplitter {
     this.#parts = [];
     this.#size = 0;
     this.#skipping = false;
-    if (skipped) {
-      this.onOverflow(size);
-      return;
-    }
+    if (skipped) return;
     let line = parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts, size);
     if (line.length > 0 && line[line.length - 1] === CR) line = line.subarray(0, line.length - 1);
     if (line.length > 0) this.onLine(line);

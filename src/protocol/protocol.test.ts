@@ -48,8 +48,11 @@ describe("LineSplitter", () => {
     assert.deepEqual(split([Buffer.from("a\r\nb\nc")]).lines, ["a", "b", "c"]);
   });
 
-  test("a line over the limit is dropped whole and reported, the next one survives", () => {
-    const r = split([Buffer.from("x".repeat(600)), Buffer.from("x".repeat(600)), Buffer.from("\nok\n")], 1000);
+  test("a line over the limit is reported once, as soon as it passes it, and dropped whole; the next one survives", () => {
+    const r = split(
+      [Buffer.from("x".repeat(600)), Buffer.from("x".repeat(600)), Buffer.from("x".repeat(600)), Buffer.from("\nok\n")],
+      1000,
+    );
     assert.deepEqual(r.lines, ["ok"]);
     assert.deepEqual(r.overflows, [1200]);
   });

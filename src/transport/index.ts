@@ -12,6 +12,8 @@ export interface Transport {
   write(chunks: readonly (Buffer | string)[]): boolean;
   /** Nothing more will be written: the peer sees the end once the queue is out. */
   end(): void;
+  /** Bytes written but not yet taken by the peer (or the OS on its way). */
+  readonly backlog: number;
   /** Sets the handlers (once, before any byte can arrive). */
   attach(handlers: TransportHandlers): void;
 }

@@ -17,6 +17,9 @@ export function streamTransport(input: Readable, output: Writable): Transport {
     end: () => {
       if (!output.destroyed) output.end();
     },
+    get backlog() {
+      return output.writableLength;
+    },
     attach(h: TransportHandlers) {
       input.on("data", (chunk: Buffer) => h.data(chunk));
       input.on("end", () => h.end());

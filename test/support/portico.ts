@@ -76,7 +76,6 @@ export interface Running {
 export const FAST_SUPERVISOR = {
   initTimeoutMs: 3000,
   shutdownGraceMs: 2000,
-  maxFrameBytes: 64 * 1024 * 1024,
   restartDelayMs: 50,
   restartMaxDelayMs: 500,
   maxCrashes: 5,

@@ -1,0 +1,37 @@
+/**
+ * What a plugin makes portico log (its stderr, stray lines on its stdout) is capped per second:
+ * lines over the cap are counted, not kept, and summed up in one line once a second. A plugin
+ * flooding its output then costs the daemon a counter, not memory and event-loop time.
+ */
+import type { Logger } from "../log.js";
+
+export type LogLine = (level: "info" | "warn" | "error", fields: Record<string, unknown>, msg: string) => void;
+
+export function limitedLog(log: Logger, perSecond: number): LogLine {
+  let tokens = perSecond;
+  let refilled = Date.now();
+  let dropped = 0;
+  let summary: NodeJS.Timeout | undefined;
+  const report = () => {
+    summary = undefined;
+    if (dropped === 0) return;
+    log.warn({ dropped, maxPerSecond: perSecond }, `plugin output over max_log_lines_per_second: ${dropped} lines dropped`);
+    dropped = 0;
+  };
+  return (level, fields, msg) => {
+    const now = Date.now();
+    // A token bucket: bursts up to one second's worth, then the steady rate.
+    tokens = Math.min(perSecond, tokens + ((now - refilled) * perSecond) / 1000);
+    refilled = now;
+    if (tokens >= 1) {
+      tokens -= 1;
+      log[level](fields, msg);
+      return;
+    }
+    dropped++;
+    if (!summary) {
+      summary = setTimeout(report, 1000);
+      summary.unref();
+    }
+  };
+}
