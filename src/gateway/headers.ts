@@ -18,8 +18,13 @@ const HOP_BY_HOP = new Set([
   "http2-settings",
 ]);
 
-/** Set by portico; a client's copies are dropped unless the proxy in front is trusted. */
-const FORWARDING = new Set(["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-prefix", "forwarded"]);
+/**
+ * Headers that claim who the client is or how it came: portico says that itself. A client's own
+ * are dropped unless the proxy in front is trusted: every X-Forwarded-* (For, Proto, Host, Port,
+ * Ssl, Server, …), Forwarded, and the other spellings of "the client's address" in common use.
+ */
+const CLIENT_CLAIMS = new Set(["forwarded", "x-real-ip", "x-client-ip", "true-client-ip", "x-cluster-client-ip", "client-ip"]);
+const isForwarding = (lower: string) => lower.startsWith("x-forwarded-") || CLIENT_CLAIMS.has(lower);
 
 /** Lower-cased names listed in Connection headers (all of them, comma-separated). */
 function connectionTokens(values: Iterable<string>): Set<string> | undefined {
@@ -65,7 +70,7 @@ export function forwardRequestHeaders(req: IncomingMessage, ctx: ForwardContext)
     const value = raw[i + 1] as string;
     const lower = name.toLowerCase();
     if (HOP_BY_HOP.has(lower) || conn?.has(lower) || lower === "x-request-id") continue;
-    if (FORWARDING.has(lower)) {
+    if (isForwarding(lower)) {
       if (!ctx.trustProxy) continue;
       if (lower === "x-forwarded-for") {
         priorFor = priorFor ? `${priorFor}, ${value}` : value;

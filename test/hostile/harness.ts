@@ -1,0 +1,229 @@
+/**
+ * Harness for the hostile corpora (test/hostile/*): portico started as its own process (`node
+ * bin/portico.js serve`, as an operator runs it) so that its memory and open files can be read from
+ * /proc, a bystander plugin probed all along to show one bad actor costs nobody else their service,
+ * and the checks every hostile case ends with.
+ */
+import assert from "node:assert/strict";
+import { type ChildProcess, spawn } from "node:child_process";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { Agent, request } from "node:http";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { type PluginSpec, pluginsDir } from "../support/portico.js";
+
+const BIN = fileURLToPath(new URL("../../bin/portico.js", import.meta.url));
+
+export interface Daemon {
+  url: string;
+  port: number;
+  pid: number;
+  /** portico's log lines so far (parsed JSON). */
+  logs: Record<string, unknown>[];
+  close(): Promise<void>;
+}
+
+/**
+ * Starts `portico serve` on 127.0.0.1 (an ephemeral port) with `plugins`, and `toml` added to its
+ * portico.toml (e.g. a [limits] table). Resolves once it listens and every plugin is ready.
+ */
+export async function startDaemon(plugins: PluginSpec[], toml = ""): Promise<Daemon> {
+  const { dir, cleanup } = pluginsDir(plugins);
+  const config = join(dir, "portico.toml");
+  writeFileSync(config, `listen = "127.0.0.1:0"\nplugins = "${dir}"\nlog_level = "info"\n${toml}\n`);
+  const child = spawn(process.execPath, [BIN, "serve", "--config", config], { stdio: ["ignore", "pipe", "pipe"] });
+  const logs: Record<string, unknown>[] = [];
+  let pending = "";
+  child.stdout.on("data", (chunk: Buffer) => {
+    pending += chunk.toString();
+    for (let nl = pending.indexOf("\n"); nl >= 0; nl = pending.indexOf("\n")) {
+      const line = pending.slice(0, nl);
+      pending = pending.slice(nl + 1);
+      try {
+        logs.push(JSON.parse(line) as Record<string, unknown>);
+      } catch {
+        logs.push({ msg: line });
+      }
+    }
+  });
+  let stderr = "";
+  child.stderr.on("data", (c: Buffer) => {
+    stderr += c.toString();
+  });
+  const url = await waitFor(
+    () => {
+      if (child.exitCode !== null) throw new Error(`portico exited (${child.exitCode}): ${stderr}`);
+      const line = logs.find((l) => typeof l.url === "string" && String(l.msg).startsWith("portico listening"));
+      return line?.url as string | undefined;
+    },
+    20_000,
+    "portico to listen",
+  );
+  const daemon: Daemon = {
+    url,
+    port: Number(new URL(url).port),
+    pid: child.pid as number,
+    logs,
+    close: () => stop(child, cleanup),
+  };
+  await waitFor(async () => (await health(daemon)).every((p) => p.state === "ready") || undefined, 20_000, "plugins ready");
+  return daemon;
+}
+
+async function stop(child: ChildProcess, cleanup: () => void): Promise<void> {
+  if (child.exitCode === null) {
+    const exited = new Promise((r) => child.once("exit", r));
+    child.kill("SIGTERM");
+    const timer = setTimeout(() => child.kill("SIGKILL"), 15_000);
+    await exited;
+    clearTimeout(timer);
+  }
+  cleanup();
+}
+
+export interface PluginHealth {
+  id: string;
+  state: string;
+  pid: number | null;
+  restarts: number;
+  inFlight: number;
+  lastExit: string | null;
+}
+
+export async function health(d: Daemon): Promise<PluginHealth[]> {
+  const r = await get(`${d.url}/health`);
+  return (JSON.parse(r.body) as { plugins: PluginHealth[] }).plugins;
+}
+
+export async function pluginHealth(d: Daemon, id: string): Promise<PluginHealth> {
+  const p = (await health(d)).find((x) => x.id === id);
+  assert.ok(p, `${id} in /health`);
+  return p;
+}
+
+/** Polls `check` until it returns something other than undefined. */
+export async function waitFor<T>(check: () => T | undefined | Promise<T | undefined>, ms: number, what: string): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    let value: T | undefined;
+    try {
+      value = await check();
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      if ((err as Error).message.startsWith("portico exited")) throw err;
+    }
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** One GET, the body as text, bounded in time. */
+export function get(url: string, agent?: Agent, ms = 10_000): Promise<{ status: number; body: string; ms: number }> {
+  const started = performance.now();
+  return new Promise((resolve, reject) => {
+    const req = request(url, { agent: agent ?? false }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (c: string) => {
+        body += c;
+      });
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body, ms: performance.now() - started }));
+      res.on("error", reject);
+    });
+    req.setTimeout(ms, () => req.destroy(new Error(`GET ${url}: no answer within ${ms} ms`)));
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+/** The daemon's resident memory (bytes) and open file descriptors, from /proc. */
+export function footprint(pid: number): { rss: number; fds: number } {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const kb = Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1] ?? Number.NaN);
+  return { rss: kb * 1024, fds: readdirSync(`/proc/${pid}/fd`).length };
+}
+
+/**
+ * Waits (up to `ms`) for the daemon's RSS and open fds to come back within 10 % of `base`, and
+ * asserts they did. Memory comes back once garbage is collected: the bystander's steady traffic
+ * keeps the collector working meanwhile.
+ */
+export async function assertSettled(pid: number, base: { rss: number; fds: number }, what: string, ms = 8000): Promise<void> {
+  const within = (now: { rss: number; fds: number }) => now.rss <= base.rss * 1.1 && now.fds <= Math.max(base.fds * 1.1, base.fds + 1);
+  let now = footprint(pid);
+  const deadline = Date.now() + ms;
+  while (!within(now) && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 50));
+    now = footprint(pid);
+  }
+  assert.ok(
+    within(now),
+    `${what}: daemon RSS ${mib(now.rss)} (base ${mib(base.rss)}), fds ${now.fds} (base ${base.fds}): not back within 10 %`,
+  );
+}
+
+const mib = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MiB`;
+
+/**
+ * Probes a bystander route over one keep-alive connection, one request at a time, all along. A
+ * window's worst latency says whether the daemon kept serving others while a hostile case ran.
+ */
+export class Bystander {
+  readonly #url: string;
+  readonly #agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  #running = false;
+  #worst = 0;
+  #failures: string[] = [];
+  #probes = 0;
+  #loop: Promise<void> | undefined;
+
+  constructor(url: string) {
+    this.#url = url;
+  }
+
+  start(): void {
+    this.#running = true;
+    this.#loop = (async () => {
+      while (this.#running) {
+        try {
+          const r = await get(this.#url, this.#agent, 5000);
+          if (r.status !== 200) this.#failures.push(`status ${r.status}`);
+          this.#worst = Math.max(this.#worst, r.ms);
+        } catch (err) {
+          this.#failures.push((err as Error).message);
+        }
+        this.#probes++;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    })();
+  }
+
+  /** Starts a new window; returns the one that ends. */
+  window(): { worstMs: number; probes: number; failures: string[] } {
+    const w = { worstMs: this.#worst, probes: this.#probes, failures: this.#failures };
+    this.#worst = 0;
+    this.#probes = 0;
+    this.#failures = [];
+    return w;
+  }
+
+  /** Asserts the window that ends now saw the bystander answered, every time within `limitMs`. */
+  assertServed(what: string, limitMs = 100): void {
+    const w = this.window();
+    assert.deepEqual(w.failures, [], `${what}: the bystander plugin failed meanwhile`);
+    assert.ok(w.worstMs < limitMs, `${what}: the bystander plugin took ${w.worstMs.toFixed(1)} ms (limit ${limitMs} ms)`);
+  }
+
+  /** Waits until at least one more probe completed (so a window is never empty). */
+  async probed(): Promise<void> {
+    const seen = this.#probes;
+    await waitFor(() => (this.#probes > seen ? true : undefined), 5000, "a bystander probe");
+  }
+
+  async stop(): Promise<void> {
+    this.#running = false;
+    await this.#loop;
+    this.#agent.destroy();
+  }
+}
