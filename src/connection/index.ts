@@ -170,6 +170,16 @@ export class PluginConnection {
 
   #onLine(line: Buffer): void {
     let value: unknown;
+    // Not even the start of a JSON object or array: skipped without paying for JSON.parse's exception.
+    const first = firstNonBlank(line);
+    if (first !== 0x7b && first !== 0x5b) {
+      this.#opts.logLine(
+        "warn",
+        { line: preview(line) },
+        "plugin wrote a non-JSON line on stdout; skipped (stdout is for protocol frames, log to stderr)",
+      );
+      return;
+    }
     try {
       value = JSON.parse(line.toString("utf8"));
     } catch {
@@ -242,6 +252,11 @@ export class PluginConnection {
     if (msg.error) call.reject(new Error(`plugin answered error ${msg.error.code}: ${msg.error.message}`));
     else call.resolve(msg.result);
   }
+}
+
+function firstNonBlank(line: Buffer): number | undefined {
+  for (const byte of line) if (byte !== 0x20 && byte !== 0x09) return byte;
+  return undefined;
 }
 
 function preview(line: Buffer): string {

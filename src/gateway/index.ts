@@ -177,7 +177,6 @@ export function createPortico(options: PorticoOptions = {}): Portico {
     refuseDeclaredOver(req, maxBodyBytes);
     // An upgrade request's bytes after its head belong to the upgraded protocol, not to a body.
     const hasBody = !upgrade && requestHasBody(req);
-    invite(req, res);
     const head: RequestHead = {
       method: req.method ?? "GET",
       path: target.path,
@@ -186,6 +185,8 @@ export function createPortico(options: PorticoOptions = {}): Portico {
     };
     if (upgrade?.websocket) head.upgrade = "websocket";
     const exchange = plugin.open(head, !hasBody);
+    // Only now that the plugin took the exchange is the body wanted: a refusal comes before it.
+    invite(req, res);
     const tunnel = upgrade?.websocket ? { socket: upgrade.socket, head: upgrade.head } : undefined;
     return forward(req, res, exchange, { route, requestId, maxBodyBytes, minUploadRate: config.minUploadRate, hasBody, upgrade: tunnel });
   }

@@ -70,6 +70,19 @@ describe("classify", () => {
 });
 
 describe("v1 codec", () => {
+  test("a body's base64 is put in place: the line is the same JSON as JSON.stringify would make", () => {
+    const req = {
+      method: "POST",
+      path: "/demo/x",
+      query: "",
+      headers: [["Host", "h"]] as [string, string][],
+      body_base64: "aGVsbG8gd29ybGQ=",
+    };
+    const f = JSON.parse(encodeRequest("demo", "_inbox.abc", req));
+    assert.deepEqual(f.params.event.payload.payload, req);
+    assert.deepEqual(Object.keys(f.params.event.payload.payload), ["method", "path", "query", "headers", "body_base64"]);
+  });
+
   test("the request frame is the seed's broker.event, byte for byte in shape", () => {
     const line = encodeRequest("demo", "_inbox.abc", {
       method: "GET",

@@ -262,6 +262,8 @@ export class Session implements StreamOwner {
   }
 }
 
+const isUpgrade = (head: unknown) => (head as { status?: unknown } | null)?.status === 101;
+
 function parseJson(payload: Buffer, what: string): unknown {
   try {
     return JSON.parse(payload.toString("utf8"));
@@ -297,6 +299,8 @@ export class Stream {
   #sending: Promise<void> | undefined;
   #remoteEnded = false;
   #closed = false;
+  /** A 101 went by: a WebSocket tunnel, which END flags don't end (a close exchange or RESET does). */
+  #tunnel = false;
 
   constructor(session: StreamOwner, id: number, sendWindow: number, recvWindow: number) {
     this.#session = session;
@@ -315,6 +319,7 @@ export class Stream {
 
   sendHead(head: unknown, end: boolean): void {
     if (this.#closed) return;
+    if (isUpgrade(head)) this.#tunnel = true;
     this.#session.write([jsonFrame(FrameType.HEAD, end ? END : 0, this.id, head)]);
     if (end) this.#endLocal();
   }
@@ -446,6 +451,7 @@ export class Stream {
       case FrameType.HEAD: {
         const end = (f.flags & END) !== 0;
         const head = parseJson(f.payload, "HEAD");
+        if (isUpgrade(head)) this.#tunnel = true;
         if (end) this.#remoteEnded = true;
         this.handlers.onHead?.(head, end);
         if (end) this.#maybeClose();
@@ -489,7 +495,7 @@ export class Stream {
   }
 
   #maybeClose(): void {
-    if (this.#localEnded && this.#remoteEnded) this.#close();
+    if (this.#localEnded && this.#remoteEnded && !this.#tunnel) this.#close();
   }
 
   #close(): void {

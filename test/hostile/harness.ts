@@ -10,6 +10,7 @@ import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { Agent, request } from "node:http";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import WebSocket from "ws";
 import { type PluginSpec, pluginsDir } from "../support/portico.js";
 
 const BIN = fileURLToPath(new URL("../../bin/portico.js", import.meta.url));
@@ -20,6 +21,8 @@ export interface Daemon {
   pid: number;
   /** portico's log lines so far (parsed JSON). */
   logs: Record<string, unknown>[];
+  /** A full garbage collection in the daemon (through its inspector), so memory says what is live. */
+  gc(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -31,7 +34,8 @@ export async function startDaemon(plugins: PluginSpec[], toml = ""): Promise<Dae
   const { dir, cleanup } = pluginsDir(plugins);
   const config = join(dir, "portico.toml");
   writeFileSync(config, `listen = "127.0.0.1:0"\nplugins = "${dir}"\nlog_level = "info"\n${toml}\n`);
-  const child = spawn(process.execPath, [BIN, "serve", "--config", config], { stdio: ["ignore", "pipe", "pipe"] });
+  // The inspector (loopback, ephemeral port) lets the corpus ask for a full GC before it reads RSS.
+  const child = spawn(process.execPath, ["--inspect=127.0.0.1:0", BIN, "serve", "--config", config], { stdio: ["ignore", "pipe", "pipe"] });
   const logs: Record<string, unknown>[] = [];
   let pending = "";
   child.stdout.on("data", (chunk: Buffer) => {
@@ -59,15 +63,49 @@ export async function startDaemon(plugins: PluginSpec[], toml = ""): Promise<Dae
     20_000,
     "portico to listen",
   );
+  const inspectorUrl = await waitFor(() => /Debugger listening on (ws:\/\/\S+)/.exec(stderr)?.[1], 5000, "the inspector");
+  const inspector = await openInspector(inspectorUrl);
   const daemon: Daemon = {
     url,
     port: Number(new URL(url).port),
     pid: child.pid as number,
     logs,
-    close: () => stop(child, cleanup),
+    gc: () => inspector.call("HeapProfiler.collectGarbage"),
+    close: async () => {
+      inspector.close();
+      await stop(child, cleanup);
+    },
   };
   await waitFor(async () => (await health(daemon)).every((p) => p.state === "ready") || undefined, 20_000, "plugins ready");
   return daemon;
+}
+
+/** A Chrome DevTools Protocol session with the daemon's inspector. */
+async function openInspector(url: string): Promise<{ call(method: string): Promise<void>; close(): void }> {
+  const ws = new WebSocket(url);
+  await new Promise<void>((resolve, reject) => {
+    ws.once("open", () => resolve());
+    ws.once("error", reject);
+  });
+  let nextId = 1;
+  const waiting = new Map<number, () => void>();
+  ws.on("message", (data: Buffer) => {
+    const msg = JSON.parse(data.toString()) as { id?: number };
+    if (msg.id !== undefined) waiting.get(msg.id)?.();
+  });
+  return {
+    call(method) {
+      const id = nextId++;
+      return new Promise<void>((resolve) => {
+        waiting.set(id, () => {
+          waiting.delete(id);
+          resolve();
+        });
+        ws.send(JSON.stringify({ id, method }));
+      });
+    },
+    close: () => ws.close(),
+  };
 }
 
 async function stop(child: ChildProcess, cleanup: () => void): Promise<void> {
@@ -144,18 +182,23 @@ export function footprint(pid: number): { rss: number; fds: number } {
   return { rss: kb * 1024, fds: readdirSync(`/proc/${pid}/fd`).length };
 }
 
+/** The daemon's footprint after a full GC: what is live, not what awaits collection. */
+export async function settledFootprint(d: Daemon): Promise<{ rss: number; fds: number }> {
+  await d.gc();
+  return footprint(d.pid);
+}
+
 /**
- * Waits (up to `ms`) for the daemon's RSS and open fds to come back within 10 % of `base`, and
- * asserts they did. Memory comes back once garbage is collected: the bystander's steady traffic
- * keeps the collector working meanwhile.
+ * Waits (up to `ms`) for the daemon's RSS and open fds to come back within 10 % of `base` (both
+ * read after a full GC), and asserts they did.
  */
-export async function assertSettled(pid: number, base: { rss: number; fds: number }, what: string, ms = 8000): Promise<void> {
+export async function assertSettled(d: Daemon, base: { rss: number; fds: number }, what: string, ms = 8000): Promise<void> {
   const within = (now: { rss: number; fds: number }) => now.rss <= base.rss * 1.1 && now.fds <= Math.max(base.fds * 1.1, base.fds + 1);
-  let now = footprint(pid);
+  let now = await settledFootprint(d);
   const deadline = Date.now() + ms;
   while (!within(now) && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 50));
-    now = footprint(pid);
+    await new Promise((r) => setTimeout(r, 100));
+    now = await settledFootprint(d);
   }
   assert.ok(
     within(now),
