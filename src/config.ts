@@ -50,6 +50,8 @@ export interface PorticoConfig {
   maxQueuedBytes: number;
   /** Log lines per plugin per second (stderr and stray stdout); the rest are counted, not kept. */
   maxLogLinesPerSecond: number;
+  /** A plugin that takes none of its input for this long while some waits is killed and restarted. */
+  inputStallMs: number;
   supervisor: SupervisorOptions;
 }
 
@@ -192,6 +194,8 @@ function fromToml(doc: Record<string, unknown>, file: string): Partial<PorticoCo
   limit("max_line_bytes", "maxLineBytes", 1024, true);
   limit("max_queued_bytes", "maxQueuedBytes", 65536, true);
   limit("max_log_lines_per_second", "maxLogLinesPerSecond", 1, true);
+  const stall = num(limits, "limits.", "input_stall_seconds", 0.1, false);
+  if (stall !== undefined) out.inputStallMs = Math.round(stall * 1000);
 
   const sup = table("supervisor");
   const s: Partial<SupervisorOptions> = {};

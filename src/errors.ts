@@ -8,6 +8,9 @@ export type GatewayErrorCode =
   | "http_version" // a request line that is not HTTP/1.0 or HTTP/1.1
   | "not_implemented" // a method portico does not serve at all (CONNECT)
   | "request_timeout" // the client did not finish sending its request head in time
+  | "uri_too_long" // a request line over max_header_bytes on its own
+  | "expectation_failed" // an Expect other than 100-continue
+  | "websocket_version" // a WebSocket handshake for a version other than 13
   | "headers_too_large" // request head over max_header_bytes or max_header_count
   | "not_found" // no route, or nothing in a reserved space
   | "method_not_allowed" // a daemon endpoint asked with the wrong method
@@ -28,6 +31,9 @@ const STATUS: Record<GatewayErrorCode, number> = {
   http_version: 505,
   not_implemented: 501,
   request_timeout: 408,
+  uri_too_long: 414,
+  expectation_failed: 417,
+  websocket_version: 426,
   headers_too_large: 431,
   not_found: 404,
   method_not_allowed: 405,
@@ -51,6 +57,9 @@ const MESSAGE: Record<GatewayErrorCode, string> = {
   http_version: "HTTP version not supported",
   not_implemented: "method not implemented",
   request_timeout: "request timeout",
+  uri_too_long: "request target too long",
+  expectation_failed: "expectation failed",
+  websocket_version: "WebSocket version not supported",
   headers_too_large: "request header fields too large",
   not_found: "not found",
   method_not_allowed: "method not allowed",
@@ -105,5 +114,7 @@ export function errorResponse(err: unknown): ErrorResponse {
     ["Content-Length", String(body.length)],
   ];
   if (e.status === 503) headers.push(["Retry-After", String(Math.max(1, Math.ceil(e.retryAfter ?? 1)))]);
+  // RFC 6455 §4.2.2: the refusal names the version portico speaks.
+  if (e.code === "websocket_version") headers.push(["Sec-WebSocket-Version", "13"]);
   return { status: e.status, headers, body };
 }

@@ -15,6 +15,11 @@ import { V1Codec } from "./v1.js";
 import { V2Codec } from "./v2.js";
 import { Wire } from "./wire.js";
 
+/** How long a plugin's output is left unread once its stray lines are over its log allowance. */
+const FLOOD_HOLD_MS = 50;
+/** Bytes waiting for the plugin past which answers to its own requests are not sent. */
+const ANSWERS_WAIT_MAX = 64 * 1024;
+
 /** The nexo version portico announces in `initialize`. */
 export const NEXO_VERSION = "0.1.5";
 
@@ -25,8 +30,6 @@ export interface ConnectionOptions {
   manifestFile: string;
   /** Longest line accepted (v1, or before v2): a longer one breaks the connection (onBroken). */
   maxLineBytes: number;
-  /** Past this many bytes waiting to go to the plugin, answers to its own requests are dropped. */
-  maxQueuedBytes: number;
   log: Logger;
   /** For lines the plugin's output causes (stray stdout lines): rate-limited. */
   logLine: LogLine;
@@ -47,6 +50,8 @@ interface Codec {
   readonly queued: number;
   /** The transport's backlog drained. */
   drained(): void;
+  /** A JSON-RPC message to the plugin, framed as this protocol frames them. */
+  sendRpc(msg: unknown): void;
   open(head: RequestHead, end: boolean): Exchange;
   /** A `broker.publish` from the plugin (v1's replies travel as these). */
   onPublish(params: unknown): void;
@@ -84,7 +89,7 @@ export class PluginConnection {
     });
     const wire = this.#wire;
     const out = {
-      write: (line: string) => wire.write(line),
+      write: (pieces: string[]) => wire.writeAll(pieces),
       get backlog() {
         return wire.backlog;
       },
@@ -99,6 +104,11 @@ export class PluginConnection {
 
   get inFlight(): number {
     return this.#codec.inFlight;
+  }
+
+  /** Bytes the plugin has read so far. */
+  get taken(): number {
+    return this.#wire.taken;
   }
 
   /** Bytes on their way to the plugin that it has not taken yet. */
@@ -145,7 +155,7 @@ export class PluginConnection {
     return new Promise((resolve, reject) => {
       if (this.#closed) return reject(new Error(`plugin ${this.#closed}`));
       this.#calls.set(id, { resolve, reject });
-      this.#wire.sendRpc({ jsonrpc: "2.0", id, method, params });
+      this.#codec.sendRpc({ jsonrpc: "2.0", id, method, params });
     });
   }
 
@@ -173,26 +183,24 @@ export class PluginConnection {
     // Not even the start of a JSON object or array: skipped without paying for JSON.parse's exception.
     const first = firstNonBlank(line);
     if (first !== 0x7b && first !== 0x5b) {
-      this.#opts.logLine(
-        "warn",
+      this.#stray(() => [
         { line: preview(line) },
         "plugin wrote a non-JSON line on stdout; skipped (stdout is for protocol frames, log to stderr)",
-      );
+      ]);
       return;
     }
     try {
       value = JSON.parse(line.toString("utf8"));
     } catch {
-      this.#opts.logLine(
-        "warn",
+      this.#stray(() => [
         { line: preview(line) },
         "plugin wrote a non-JSON line on stdout; skipped (stdout is for protocol frames, log to stderr)",
-      );
+      ]);
       return;
     }
     const frame = classify(value);
     if (typeof frame === "string") {
-      this.#opts.logLine("warn", { line: preview(line), why: frame }, "plugin wrote a line that is not a JSON-RPC frame; skipped");
+      this.#stray(() => [{ line: preview(line), why: frame }, "plugin wrote a line that is not a JSON-RPC frame; skipped"]);
       return;
     }
     if (frame.kind === "response" && frame.msg.id === this.#initId) this.#maybeSwitch(frame.msg.result);
@@ -212,11 +220,21 @@ export class PluginConnection {
       recvWindow: DEFAULT_WINDOW,
       onRpc: (value) => {
         const frame = classify(value);
-        if (typeof frame === "string") this.#opts.logLine("warn", { why: frame }, "plugin sent an RPC frame that is not JSON-RPC; ignored");
+        if (typeof frame === "string")
+          this.#opts.logLine("warn", () => [{ why: frame }, "plugin sent an RPC frame that is not JSON-RPC; ignored"]);
         else this.#onMessage(frame);
       },
     });
     this.#codec = new V2Codec(session, this.#log);
+  }
+
+  /**
+   * A stray line, logged within the plugin's allowance. Past it, the plugin is writing junk faster
+   * than it is worth reading: its output is left unread for a moment, so its writes block and the
+   * flood slows down where it starts.
+   */
+  #stray(line: () => [Record<string, unknown>, string]): void {
+    if (!this.#opts.logLine("warn", line)) this.#wire.holdInput(FLOOD_HOLD_MS);
   }
 
   #onMessage(frame: Frame): void {
@@ -225,10 +243,11 @@ export class PluginConnection {
         this.#onResponse(frame.msg);
         return;
       case "request":
-        // A plugin asking while it doesn't read our answers would have them queue without end.
-        if (this.queued > this.#opts.maxQueuedBytes) return;
+        // A plugin asking while it doesn't read our answers would have them pile up: past a little
+        // waiting for it, they are not sent (a plugin that reads never gets near it).
+        if (this.queued > ANSWERS_WAIT_MAX) return;
         // nexo plugins may ask the host for things portico does not offer (memory.recall, …).
-        this.#wire.sendRpc({
+        this.#codec.sendRpc({
           jsonrpc: "2.0",
           id: frame.msg.id,
           error: { code: METHOD_NOT_FOUND, message: `method not found: ${frame.msg.method}` },

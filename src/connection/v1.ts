@@ -3,61 +3,54 @@
  * (base64) in one `broker.event` line when it ends, and the reply (one `broker.publish` to the
  * request's inbox) comes back as a head and, if any, one body chunk. No streaming, no WebSockets.
  *
- * Request lines wait in the codec's own queue until the plugin takes what it was given: a plugin
- * that stops reading holds at most about a megabyte in the pipe, and the line of a request that
- * ends while it waits (timeout, client gone) is dropped, not left queued for nobody.
+ * Lines go out through a LineOutbox (v1-outbox.ts): in order, as the plugin takes them, a big
+ * body's base64 made a piece at a time.
  */
 import { GatewayError } from "../errors.js";
 import { type Exchange, type ExchangeEvents, IGNORE_EVENTS } from "../exchange/index.js";
 import type { Logger } from "../log.js";
 import type { HeaderList, RequestHead } from "../protocol/http.js";
-import { decodeReply, encodeRequest, newInbox, replyEnvelope } from "../protocol/v1.js";
+import { decodeReply, newInbox, replyEnvelope, requestLine } from "../protocol/v1.js";
+import { LineOutbox, type LineSink, textLine, withBase64 } from "./v1-outbox.js";
 
 /** nexo's TypeScript SDK silently drops incoming frames larger than this. */
 const NEXO_TS_SDK_MAX_FRAME = 1024 * 1024;
-/** Lines go to the transport while its backlog is under this; the rest wait in the queue. */
-const HAND_OVER_BELOW = 1024 * 1024;
-
-/** Where the codec's lines go. */
-export interface LineOut {
-  write(line: string): void;
-  /** Bytes written but not yet taken by the plugin. */
-  readonly backlog: number;
-}
 const RESOLVED = Promise.resolve();
 
 export class V1Codec {
   readonly protocol = 1;
   readonly #pluginId: string;
-  readonly #out: LineOut;
+  readonly #outbox: LineOutbox;
   readonly #log: Logger;
-  /** Lines not yet handed to the transport, in order. */
-  #queue: { exchange: V1Exchange; line: string }[] = [];
-  #queuedBytes = 0;
   readonly #waiting = new Map<string, V1Exchange>();
   /** Open exchanges, those still gathering their body included. */
   readonly #open = new Set<V1Exchange>();
   /** Set once the plugin is gone. */
   #gone: GatewayError | undefined;
 
-  constructor(pluginId: string, out: LineOut, log: Logger) {
+  constructor(pluginId: string, sink: LineSink, log: Logger) {
     this.#pluginId = pluginId;
-    this.#out = out;
+    this.#outbox = new LineOutbox(sink);
     this.#log = log;
   }
 
-  /** Bytes of request lines waiting here (the transport's backlog not counted). */
+  /** Bytes held for lines not yet handed to the transport (its own backlog not counted). */
   get queued(): number {
-    return this.#queuedBytes;
-  }
-
-  /** The transport took what it had: hand over what waits. */
-  drained(): void {
-    this.#pump();
+    return this.#outbox.queued;
   }
 
   get inFlight(): number {
     return this.#open.size;
+  }
+
+  /** The transport took what it had: hand over what waits. */
+  drained(): void {
+    this.#outbox.drained();
+  }
+
+  /** A JSON-RPC message: a line of its own, in turn with the requests' lines. */
+  sendRpc(msg: unknown): void {
+    this.#outbox.push(textLine(`${JSON.stringify(msg)}\n`));
   }
 
   open(head: RequestHead, end: boolean): Exchange {
@@ -87,41 +80,29 @@ export class V1Codec {
     for (const x of [...this.#open]) x._fail(err);
   }
 
-  /** @internal Sends the request line and waits for its reply under a fresh inbox. */
-  _send(exchange: V1Exchange, head: RequestHead, body: Buffer): string | undefined {
+  /** @internal Queues the request's line and waits for its reply under a fresh inbox. */
+  _send(exchange: V1Exchange, head: RequestHead, body: Buffer[], size: number): string | undefined {
     if (this.#gone) {
       exchange._fail(this.#gone);
       return undefined;
     }
     const inbox = newInbox();
-    const line = encodeRequest(this.#pluginId, inbox, {
+    const { before, after } = requestLine(this.#pluginId, inbox, {
       method: head.method,
       path: head.path,
       query: head.query,
-      headers: withLength(head.headers, body.length),
-      body_base64: body.length ? body.toString("base64") : "",
+      headers: withLength(head.headers, size),
     });
-    // Cheap test first: a string's length never exceeds its UTF-8 byte length, and latin-1 header
-    // bytes may count twice on the wire.
-    if (line.length * 3 > NEXO_TS_SDK_MAX_FRAME && Buffer.byteLength(line) > NEXO_TS_SDK_MAX_FRAME) {
+    const frameBytes = Buffer.byteLength(before) + 4 * Math.ceil(size / 3) + after.length;
+    if (frameBytes > NEXO_TS_SDK_MAX_FRAME) {
       this.#log.warn(
-        { bytes: Buffer.byteLength(line) },
+        { bytes: frameBytes },
         "request frame over 1 MiB: nexo's SDKs drop such frames without replying (the client then gets a 504); keep v1 bodies under ~750 KiB or use protocol v2",
       );
     }
     this.#waiting.set(inbox, exchange);
-    this.#queue.push({ exchange, line });
-    this.#queuedBytes += line.length;
-    this.#pump();
+    this.#outbox.push({ owner: exchange, size, pieces: withBase64(before, body, after) });
     return inbox;
-  }
-
-  #pump(): void {
-    while (this.#queue.length > 0 && this.#out.backlog < HAND_OVER_BELOW) {
-      const next = this.#queue.shift() as { exchange: V1Exchange; line: string };
-      this.#queuedBytes -= next.line.length;
-      this.#out.write(next.line);
-    }
   }
 
   /** @internal The exchange is over, however it ended. */
@@ -130,11 +111,7 @@ export class V1Codec {
     if (!inbox) return;
     this.#waiting.delete(inbox);
     // Still waiting to go out: nobody wants it any more.
-    const at = this.#queue.findIndex((q) => q.exchange === exchange);
-    if (at >= 0) {
-      this.#queuedBytes -= (this.#queue[at] as { line: string }).line.length;
-      this.#queue.splice(at, 1);
-    }
+    this.#outbox.drop(exchange);
   }
 }
 
@@ -178,9 +155,9 @@ class V1Exchange implements Exchange {
   end(): void {
     if (this.#closed || this.#sent) return;
     this.#sent = true;
-    const body = this.#parts.length === 1 ? (this.#parts[0] as Buffer) : Buffer.concat(this.#parts, this.#size);
+    const parts = this.#parts;
     this.#parts = [];
-    this.#inbox = this.#codec._send(this, this.#head, body);
+    this.#inbox = this.#codec._send(this, this.#head, parts, this.#size);
   }
 
   sendWs(): Promise<void> {

@@ -28,6 +28,10 @@ export class V2Codec {
 
   drained(): void {}
 
+  sendRpc(msg: unknown): void {
+    this.#session.sendRpc(msg);
+  }
+
   open(head: RequestHead, end: boolean): Exchange {
     if (this.#session.failed) throw new GatewayError("plugin_unavailable", "plugin not running");
     return new V2Exchange(this.#session.open(head, end), head.upgrade === "websocket");

@@ -52,6 +52,16 @@ export class Wire {
     return this.#transport.backlog;
   }
 
+  /** Stops reading the peer for `ms`. */
+  holdInput(ms: number): void {
+    this.#transport.holdInput(ms);
+  }
+
+  /** Bytes the peer has taken so far. */
+  get taken(): number {
+    return this.#transport.taken;
+  }
+
   /** The v2 session, once switched. */
   get session(): Session | undefined {
     return this.#session;
@@ -67,10 +77,9 @@ export class Wire {
     this.#transport.write([chunk]);
   }
 
-  /** JSON-RPC on whichever framing is current. */
-  sendRpc(msg: unknown): void {
-    if (this.#session) this.#session.sendRpc(msg);
-    else this.sendLine(msg);
+  /** Several pieces, in order (one line built in parts). */
+  writeAll(pieces: (string | Buffer)[]): void {
+    this.#transport.write(pieces);
   }
 
   /**

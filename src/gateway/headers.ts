@@ -52,6 +52,8 @@ export interface ForwardContext {
   requestId: string;
   prefix: string;
   trustProxy: boolean;
+  /** An absolute-form target's authority: it stands for Host (RFC 9112 §3.2.2). */
+  authority?: string;
 }
 
 /**
@@ -68,7 +70,10 @@ export function forwardRequestHeaders(req: IncomingMessage, ctx: ForwardContext)
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i] as string;
     const value = raw[i + 1] as string;
-    const lower = name.toLowerCase();
+    // Underscores count as dashes: CGI and WSGI servers fold X_Forwarded_For into the same
+    // HTTP_X_FORWARDED_FOR as X-Forwarded-For, so such a spelling must not slip past these rules.
+    const spelled = name.toLowerCase();
+    const lower = spelled.includes("_") ? spelled.replaceAll("_", "-") : spelled;
     if (HOP_BY_HOP.has(lower) || conn?.has(lower) || lower === "x-request-id") continue;
     if (isForwarding(lower)) {
       if (!ctx.trustProxy) continue;
@@ -83,12 +88,12 @@ export function forwardRequestHeaders(req: IncomingMessage, ctx: ForwardContext)
       else out.push([name, value]);
       continue;
     }
-    out.push([name, value]);
+    out.push([name, lower === "host" && ctx.authority !== undefined ? ctx.authority : value]);
   }
   const client = clientAddress(req);
   out.push(["X-Forwarded-For", priorFor ? `${priorFor}, ${client}` : client]);
   out.push(["X-Forwarded-Proto", proto ?? ((req.socket as { encrypted?: boolean }).encrypted ? "https" : "http")]);
-  const ownHost = req.headers.host;
+  const ownHost = ctx.authority ?? req.headers.host;
   if (host ?? ownHost) out.push(["X-Forwarded-Host", (host ?? ownHost) as string]);
   out.push(["X-Forwarded-Prefix", ctx.prefix]);
   out.push(["X-Request-Id", ctx.requestId]);

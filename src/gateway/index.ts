@@ -19,7 +19,8 @@ import { invite, refuseDeclaredOver } from "./body.js";
 import { forward, requestHasBody } from "./forward.js";
 import { forwardRequestHeaders, requestIdOf } from "./headers.js";
 import { closing, writeError } from "./refuse.js";
-import { publicServer, refuseMalformedHead } from "./server.js";
+import { publicServer, refuseBadAuthority, refuseMalformedHead } from "./server.js";
+import { refuseBadHandshake } from "./websocket.js";
 
 type Normal = Extract<Target, { ok: true }>;
 
@@ -63,7 +64,12 @@ export function createPortico(options: PorticoOptions = {}): Portico {
   const router = new Router([...DEFAULT_RESERVED_PREFIXES, ...config.reservedPrefixes]);
   const host = new PluginHost(
     config.supervisor,
-    { maxLineBytes: config.maxLineBytes, maxQueuedBytes: config.maxQueuedBytes, maxLogLinesPerSecond: config.maxLogLinesPerSecond },
+    {
+      maxLineBytes: config.maxLineBytes,
+      maxQueuedBytes: config.maxQueuedBytes,
+      maxLogLinesPerSecond: config.maxLogLinesPerSecond,
+      inputStallMs: config.inputStallMs,
+    },
     log,
   );
   const metrics = new Metrics();
@@ -114,6 +120,7 @@ export function createPortico(options: PorticoOptions = {}): Portico {
       refuseMalformedHead(req, config.maxHeaderCount);
       const target = normalizeTarget(req.url ?? "");
       if (!target.ok) throw new GatewayError("bad_target", target.reason);
+      refuseBadAuthority(target.authority);
       const hosts = hostCount(req);
       if (hosts > 1 || (hosts === 0 && req.httpVersion !== "1.0")) throw new GatewayError("bad_request", `${hosts} Host headers`);
       if (draining) throw new GatewayError("shutting_down", undefined, { retryAfter: 5 });
@@ -131,6 +138,7 @@ export function createPortico(options: PorticoOptions = {}): Portico {
       if (plugin.inFlight >= config.maxInFlight) {
         throw new GatewayError("overloaded", `${config.maxInFlight} requests in flight`, { retryAfter: 1 });
       }
+      if (upgrade?.websocket) refuseBadHandshake(req);
       metrics.exchangeStarted(route.pluginId);
       try {
         status = await exchangeWith(plugin, req, res, route, target, requestId, upgrade);
@@ -181,7 +189,7 @@ export function createPortico(options: PorticoOptions = {}): Portico {
       method: req.method ?? "GET",
       path: target.path,
       query: target.query,
-      headers: forwardRequestHeaders(req, { requestId, prefix: route.prefix, trustProxy: config.trustProxy }),
+      headers: forwardRequestHeaders(req, { requestId, prefix: route.prefix, trustProxy: config.trustProxy, authority: target.authority }),
     };
     if (upgrade?.websocket) head.upgrade = "websocket";
     const exchange = plugin.open(head, !hasBody);
@@ -202,7 +210,8 @@ export function createPortico(options: PorticoOptions = {}): Portico {
     res.assignSocket(socket as Socket);
     res.shouldKeepAlive = false;
     res.on("finish", () => socket.end());
-    const websocket = (req.headers.upgrade ?? "").toLowerCase() === "websocket";
+    // RFC 9110 §7.8: Upgrade in an HTTP/1.0 request is ignored.
+    const websocket = req.httpVersion === "1.1" && (req.headers.upgrade ?? "").toLowerCase() === "websocket";
     void handle(req, res, { websocket, socket, head });
   };
 

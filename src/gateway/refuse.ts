@@ -5,7 +5,7 @@
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
-import { errorResponse, GatewayError, statusOf } from "../errors.js";
+import { errorResponse, GatewayError, type GatewayErrorCode, statusOf } from "../errors.js";
 import type { Logger } from "../log.js";
 import { endWithResponse } from "./raw.js";
 
@@ -40,7 +40,7 @@ export function writeError(req: IncomingMessage, res: ServerResponse, err: Gatew
  * target, a bad header, broken framing). Node's default answer is a bare "400" with no body and no
  * request id; answer like every other error instead, then close: the stream can't be trusted.
  */
-export function onClientError(err: NodeJS.ErrnoException, socket: Duplex, log: Logger): void {
+export function onClientError(err: NodeJS.ErrnoException, socket: Duplex, log: Logger, maxHeaderBytes: number): void {
   // Bytes after a request that said `Connection: close`: ignored, not answered (RFC 9112 §9.6).
   // That request's own answer is still on its way, and node closes the connection after it.
   if (err.code === "HPE_CLOSED_CONNECTION") return;
@@ -51,18 +51,47 @@ export function onClientError(err: NodeJS.ErrnoException, socket: Duplex, log: L
     socket.destroy();
     return;
   }
-  const code =
-    err.code === "HPE_INVALID_URL"
-      ? "bad_target"
-      : err.code === "HPE_HEADER_OVERFLOW"
-        ? "headers_too_large"
-        : err.code === "ERR_HTTP_REQUEST_TIMEOUT"
-          ? "request_timeout"
-          : "bad_request";
-  const { status, headers, body } = errorResponse(new GatewayError(code, err.message));
-  const requestId = randomUUID();
-  endWithResponse(socket, status, [...withoutLength(headers), ["X-Request-Id", requestId]], body);
-  log.warn({ reqId: requestId, status, err: err.code ?? err.message }, "request refused by the HTTP parser");
+  const answer = () => {
+    const { status, headers, body } = errorResponse(new GatewayError(parserErrorCode(err, maxHeaderBytes), err.message));
+    const requestId = randomUUID();
+    endWithResponse(socket, status, [...withoutLength(headers), ["X-Request-Id", requestId]], body);
+    log.warn({ reqId: requestId, status, err: err.code ?? err.message }, "request refused by the HTTP parser");
+  };
+  // Bad bytes pipelined behind a complete request still being answered: that answer goes first,
+  // then this one, then the connection closes. (Bad bytes inside the current request's own body
+  // make that request the bad one: answered now.)
+  if (current && (current as ServerResponse & { req?: IncomingMessage }).req?.complete) {
+    closing.add(socket);
+    current.once("finish", answer);
+    current.once("close", () => {
+      if (!current.writableFinished) socket.destroy();
+    });
+    return;
+  }
+  answer();
+}
+
+function parserErrorCode(err: NodeJS.ErrnoException & { rawPacket?: Buffer }, maxHeaderBytes: number): GatewayErrorCode {
+  switch (err.code) {
+    case "HPE_INVALID_URL":
+      return "bad_target";
+    case "HPE_INVALID_VERSION":
+      // A well-formed version portico doesn't speak (HTTP/3.0, HTTP/1.2) is 505; a malformed one 400.
+      return /^[!#$%&'*+.^_`|~0-9A-Za-z-]+ \S+ HTTP\/\d\.\d\r\n/.test(err.rawPacket?.subarray(0, 8192).toString("latin1") ?? "")
+        ? "http_version"
+        : "bad_request";
+    case "ERR_HTTP_REQUEST_TIMEOUT":
+      return "request_timeout";
+    case "HPE_HEADER_OVERFLOW": {
+      // The request line alone over the limit, when the bytes show it: 414, else 431.
+      const raw = err.rawPacket;
+      const lineEnd = raw?.indexOf(0x0a) ?? -1;
+      const startsLine = raw !== undefined && /^[A-Za-z]+ /.test(raw.subarray(0, 16).toString("latin1"));
+      return startsLine && (lineEnd === -1 || lineEnd >= maxHeaderBytes) ? "uri_too_long" : "headers_too_large";
+    }
+    default:
+      return "bad_request";
+  }
 }
 
 /** endWithResponse sets Content-Length itself. */

@@ -5,6 +5,7 @@
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import type { WebSocket, WebSocketServer } from "ws";
+import { GatewayError } from "../errors.js";
 import type { Exchange, HeaderList } from "../exchange/index.js";
 import { MAX_PAYLOAD, WsOpcode } from "../protocol/v2.js";
 
@@ -27,6 +28,22 @@ const webSocketServer = (): Promise<WebSocketServer> =>
         handleProtocols: (_offered, req) => chosenProtocol.get(req) ?? false,
       }),
   ));
+
+const KEY = /^[+/0-9A-Za-z]{21}[AQgw]==$/;
+
+/**
+ * A WebSocket handshake portico would not complete (RFC 6455 §4.2.1), refused before the plugin
+ * hears of it: GET only, one Sec-WebSocket-Key of 16 bytes, version 13 (426 naming it otherwise).
+ */
+export function refuseBadHandshake(req: IncomingMessage): void {
+  if (req.method !== "GET") throw new GatewayError("bad_request", `WebSocket handshake with ${req.method}`);
+  let keys = 0;
+  for (let i = 0; i < req.rawHeaders.length; i += 2) if ((req.rawHeaders[i] as string).toLowerCase() === "sec-websocket-key") keys++;
+  const key = req.headers["sec-websocket-key"];
+  if (keys !== 1 || typeof key !== "string" || !KEY.test(key)) throw new GatewayError("bad_request", "bad Sec-WebSocket-Key");
+  if (req.headers["sec-websocket-version"] !== "13")
+    throw new GatewayError("websocket_version", `version ${req.headers["sec-websocket-version"]}`);
+}
 
 /** Close codes a peer may send on the wire (RFC 6455 §7.4). */
 const sendable = (code: number) =>

@@ -5,7 +5,11 @@
  */
 import type { Logger } from "../log.js";
 
-export type LogLine = (level: "info" | "warn" | "error", fields: Record<string, unknown>, msg: string) => void;
+/**
+ * Logs one line if the allowance has room, and says whether it did. `line` is only called then: a
+ * dropped line costs no string building.
+ */
+export type LogLine = (level: "info" | "warn" | "error", line: () => [fields: Record<string, unknown>, msg: string]) => boolean;
 
 export function limitedLog(log: Logger, perSecond: number): LogLine {
   let tokens = perSecond;
@@ -18,20 +22,22 @@ export function limitedLog(log: Logger, perSecond: number): LogLine {
     log.warn({ dropped, maxPerSecond: perSecond }, `plugin output over max_log_lines_per_second: ${dropped} lines dropped`);
     dropped = 0;
   };
-  return (level, fields, msg) => {
+  return (level, line) => {
     const now = Date.now();
     // A token bucket: bursts up to one second's worth, then the steady rate.
     tokens = Math.min(perSecond, tokens + ((now - refilled) * perSecond) / 1000);
     refilled = now;
     if (tokens >= 1) {
       tokens -= 1;
+      const [fields, msg] = line();
       log[level](fields, msg);
-      return;
+      return true;
     }
     dropped++;
     if (!summary) {
       summary = setTimeout(report, 1000);
       summary.unref();
     }
+    return false;
   };
 }

@@ -11,6 +11,7 @@ import type { Exchange, RequestHead, Upstream } from "../exchange/index.js";
 import type { Logger } from "../log.js";
 import type { PluginManifest } from "../manifest/index.js";
 import { streamTransport } from "../transport/index.js";
+import { watchInput } from "./input-watch.js";
 import { type LogLine, limitedLog } from "./log-limit.js";
 import { type ExitInfo, PluginProcess } from "./process.js";
 
@@ -44,12 +45,15 @@ export interface PluginLimits {
   maxQueuedBytes: number;
   /** Log lines its output may cause per second; the rest are counted. */
   maxLogLinesPerSecond: number;
+  /** Taking none of its input for this long while some waits: killed and restarted. */
+  inputStallMs: number;
 }
 
 export const DEFAULT_LIMITS: PluginLimits = {
   maxLineBytes: 32 * 1024 * 1024,
   maxQueuedBytes: 16 * 1024 * 1024,
   maxLogLinesPerSecond: 200,
+  inputStallMs: 60_000,
 };
 
 export const DEFAULT_SUPERVISOR: SupervisorOptions = {
@@ -199,7 +203,12 @@ export class Plugin extends EventEmitter<PluginEvents> implements Upstream {
       return;
     }
     this.#run = run;
+    const stopWatch = watchInput(run.connection, this.#limits.inputStallMs, () => {
+      this.#log.error({ stallMs: this.#limits.inputStallMs }, "plugin stopped reading its input; killing it");
+      run.process.kill(`stopped reading its input (nothing taken for ${this.#limits.inputStallMs / 1000} s)`);
+    });
     run.process.waitExit().then((info) => {
+      stopWatch();
       // Everything in flight on it ends first; a death while starting is reported by the
       // handshake path below, with the stderr tail.
       run.connection.close(info.reason);
@@ -231,7 +240,6 @@ export class Plugin extends EventEmitter<PluginEvents> implements Upstream {
       pluginId: this.manifest.id,
       manifestFile: this.manifest.file,
       maxLineBytes: this.#limits.maxLineBytes,
-      maxQueuedBytes: this.#limits.maxQueuedBytes,
       log: this.#log,
       logLine: this.#logLine,
       onBroken: (reason) => proc.kill(reason),

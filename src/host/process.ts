@@ -7,9 +7,12 @@ import { type ChildProcess, spawn } from "node:child_process";
 import type { Readable, Writable } from "node:stream";
 import type { PluginManifest } from "../manifest/index.js";
 import { LineSplitter } from "../protocol/jsonrpc.js";
+import { readFairly } from "../transport/stream.js";
 import type { LogLine } from "./log-limit.js";
 
 const STDERR_TAIL_LINES = 20;
+/** How long stderr is left unread once the plugin's lines are over its log allowance. */
+const FLOOD_HOLD_MS = 50;
 /** After the plugin exits, how long its pipes may stay open (held by an escaped helper) before we drop them. */
 const PIPE_CLOSE_WAIT_MS = 1000;
 
@@ -63,14 +66,20 @@ export class PluginProcess {
     const stderr = new LineSplitter(
       64 * 1024,
       (line) => {
-        const text = line.toString("utf8");
-        this.#stderrTail.push(text);
-        if (this.#stderrTail.length > STDERR_TAIL_LINES) this.#stderrTail.shift();
-        logLine("info", { stream: "stderr" }, text);
+        // The tail keeps what was logged: a flood's junk would push the last words out anyway.
+        const logged = logLine("info", () => {
+          const text = line.toString("utf8");
+          this.#stderrTail.push(text);
+          if (this.#stderrTail.length > STDERR_TAIL_LINES) this.#stderrTail.shift();
+          return [{ stream: "stderr" }, text];
+        });
+        if (!logged) reader?.holdFor(FLOOD_HOLD_MS);
       },
       () => {},
     );
-    proc.stderr?.on("data", (chunk: Buffer) => stderr.push(chunk));
+    // stderr is only a log: past the plugin's allowance, it is left unread for a moment, so a
+    // flood blocks in the plugin instead of costing portico reads of lines it throws away.
+    const reader = proc.stderr ? readFairly(proc.stderr, (chunk) => stderr.push(chunk)) : undefined;
     proc.stderr?.on("end", () => stderr.end());
   }
 

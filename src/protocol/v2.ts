@@ -471,7 +471,9 @@ export class Stream {
         return;
       }
       case FrameType.RESET: {
-        const body = (f.payload.length ? parseJson(f.payload, "RESET") : {}) as { code?: unknown; message?: unknown };
+        // Any JSON ends the stream; only an object can say why.
+        const parsed = f.payload.length ? parseJson(f.payload, "RESET") : undefined;
+        const body = (typeof parsed === "object" && parsed !== null ? parsed : {}) as { code?: unknown; message?: unknown };
         this._terminate(typeof body.code === "string" ? body.code : "error", typeof body.message === "string" ? body.message : undefined);
         return;
       }

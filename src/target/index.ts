@@ -4,8 +4,8 @@
 // rather than guessed at. Rules: ./README.md.
 
 export type Target =
-  | { ok: true; path: string; query: string } // query: raw text after the first '?', without it; "" if none
-  | { ok: false; reason: string }; // → 400; reason is for logs
+  // query: raw text after the first '?', without it; "" if none. authority: set for absolute-form.
+  { ok: true; path: string; query: string; authority?: string } | { ok: false; reason: string }; // → 400; reason is for logs
 
 type Fail = { ok: false; reason: string };
 
@@ -67,8 +67,10 @@ function dotOrEmpty(raw: string, from: number, to: number): boolean {
 /** Normalize a raw HTTP/1.1 request-target (node's req.url, exactly as received). */
 export function normalizeTarget(raw: string): Target {
   if (raw.charCodeAt(0) !== SLASH) {
-    const origin = absoluteToOrigin(raw);
-    return typeof origin === "string" ? normalizeTarget(origin) : origin;
+    const absolute = absoluteToOrigin(raw);
+    if ("ok" in absolute) return absolute;
+    const target = normalizeTarget(absolute.origin);
+    return target.ok ? { ...target, authority: absolute.authority } : target;
   }
   // One pass: validate every char (rule 2), find the query, and note whether the path is already
   // in final form, so the common case returns slices of `raw` without building anything.
@@ -99,10 +101,11 @@ export function normalizeTarget(raw: string): Target {
 }
 
 /**
- * absolute-form ("http://host/p?q", scheme case-insensitive) → origin-form ("/p?q"). The authority
- * is checked by rule 2 and must be non-empty, but is otherwise not our concern (Host is the gateway's).
+ * absolute-form ("http://host/p?q", scheme case-insensitive) → origin-form ("/p?q") and its
+ * authority. The authority is checked by rule 2 and must be non-empty; whether it agrees with Host
+ * is the gateway's to judge.
  */
-function absoluteToOrigin(raw: string): string | Fail {
+function absoluteToOrigin(raw: string): { origin: string; authority: string } | Fail {
   const lower = raw.slice(0, 8).toLowerCase();
   const start = lower.startsWith("http://") ? 7 : lower.startsWith("https://") ? 8 : -1;
   if (start < 0) return fail("request-target is neither origin-form nor http(s) absolute-form");
@@ -113,8 +116,9 @@ function absoluteToOrigin(raw: string): string | Fail {
     if (forbidden(c)) return badChar(raw, i);
   }
   if (i === start) return fail("absolute-form without a host");
-  if (i === raw.length) return "/";
-  return raw.charCodeAt(i) === SLASH ? raw.slice(i) : `/${raw.slice(i)}`;
+  const authority = raw.slice(start, i);
+  if (i === raw.length) return { origin: "/", authority };
+  return { origin: raw.charCodeAt(i) === SLASH ? raw.slice(i) : `/${raw.slice(i)}`, authority };
 }
 
 /**

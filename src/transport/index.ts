@@ -14,6 +14,10 @@ export interface Transport {
   end(): void;
   /** Bytes written but not yet taken by the peer (or the OS on its way). */
   readonly backlog: number;
+  /** Bytes the peer (or the OS on its way) has taken so far: grows while the peer reads. */
+  readonly taken: number;
+  /** Stops taking the peer's bytes for `ms` (its output is being thrown away: slow it down). */
+  holdInput(ms: number): void;
   /** Sets the handlers (once, before any byte can arrive). */
   attach(handlers: TransportHandlers): void;
 }

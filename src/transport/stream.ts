@@ -7,9 +7,12 @@ import type { Transport, TransportHandlers } from "./index.js";
 
 /** Bytes queued on the writable past which writers wait for 'drain'. */
 const HIGH_WATER = 1024 * 1024;
+/** Bytes read from one peer in one turn of the event loop before its reading waits for the next. */
+const READ_BUDGET = 256 * 1024;
 
 export function streamTransport(input: Readable, output: Writable): Transport {
   const write = tickWriter(output);
+  let reader: { holdFor(ms: number): void } | undefined;
   // EPIPE when the peer is gone: whoever watches the process reports it.
   output.on("error", () => {});
   return {
@@ -20,10 +23,65 @@ export function streamTransport(input: Readable, output: Writable): Transport {
     get backlog() {
       return output.writableLength;
     },
+    holdInput(ms: number) {
+      reader?.holdFor(ms);
+    },
+    get taken() {
+      // A pipe or socket counts what reached the OS; any other writable, what was written to it.
+      return (output as { bytesWritten?: number }).bytesWritten ?? 0;
+    },
     attach(h: TransportHandlers) {
-      input.on("data", (chunk: Buffer) => h.data(chunk));
+      reader = readFairly(input, (chunk) => h.data(chunk));
       input.on("end", () => h.end());
       output.on("drain", () => h.drain());
+    },
+  };
+}
+
+/**
+ * Reads `input` a budget at a time: libuv reads a ready pipe up to 32 times in a row (2 MiB) before
+ * anything else runs, so a peer flooding its output would hold the event loop for as long as it
+ * takes to handle all that. Past READ_BUDGET bytes in one turn, reading pauses until the next turn
+ * (what arrives meanwhile waits in the stream's buffer, then the pipe), and everyone else gets theirs.
+ * `holdFor(ms)` stops reading for a while: the peer's writes then block, which is how a peer whose
+ * output is being thrown away (a log flood) is slowed down at its source.
+ */
+export function readFairly(input: Readable, onData: (chunk: Buffer) => void): { holdFor(ms: number): void } {
+  let taken = 0;
+  let turnEnds = false;
+  let overBudget = false;
+  let heldUntil = 0;
+  let holdTimer: NodeJS.Timeout | undefined;
+  const update = () => {
+    if (overBudget || heldUntil > Date.now()) input.pause();
+    else input.resume();
+  };
+  const nextTurn = () => {
+    turnEnds = false;
+    taken = 0;
+    overBudget = false;
+    update();
+  };
+  input.on("data", (chunk: Buffer) => {
+    if (!turnEnds) {
+      turnEnds = true;
+      setImmediate(nextTurn);
+    }
+    onData(chunk);
+    taken += chunk.length;
+    if (taken >= READ_BUDGET && !overBudget) {
+      overBudget = true;
+      update();
+    }
+  });
+  return {
+    holdFor(ms) {
+      if (heldUntil > Date.now() || input.destroyed) return;
+      heldUntil = Date.now() + ms;
+      update();
+      clearTimeout(holdTimer);
+      holdTimer = setTimeout(update, ms + 1);
+      holdTimer.unref();
     },
   };
 }

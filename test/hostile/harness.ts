@@ -7,13 +7,14 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
-import { Agent, request } from "node:http";
+import { type Agent, request } from "node:http";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import WebSocket from "ws";
 import { type PluginSpec, pluginsDir } from "../support/portico.js";
 
 const BIN = fileURLToPath(new URL("../../bin/portico.js", import.meta.url));
+const PROBE = fileURLToPath(new URL("./probe.mjs", import.meta.url));
 
 export interface Daemon {
   url: string;
@@ -209,37 +210,37 @@ export async function assertSettled(d: Daemon, base: { rss: number; fds: number 
 const mib = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MiB`;
 
 /**
- * Probes a bystander route over one keep-alive connection, one request at a time, all along. A
- * window's worst latency says whether the daemon kept serving others while a hostile case ran.
+ * Probes a bystander route over one keep-alive connection, one request at a time, all along, from
+ * a process of its own (probe.mjs). A window's worst latency says whether the daemon kept serving
+ * others while a hostile case ran.
  */
 export class Bystander {
   readonly #url: string;
-  readonly #agent = new Agent({ keepAlive: true, maxSockets: 1 });
-  #running = false;
+  #child: ChildProcess | undefined;
   #worst = 0;
   #failures: string[] = [];
   #probes = 0;
-  #loop: Promise<void> | undefined;
 
   constructor(url: string) {
     this.#url = url;
   }
 
   start(): void {
-    this.#running = true;
-    this.#loop = (async () => {
-      while (this.#running) {
-        try {
-          const r = await get(this.#url, this.#agent, 5000);
-          if (r.status !== 200) this.#failures.push(`status ${r.status}`);
-          this.#worst = Math.max(this.#worst, r.ms);
-        } catch (err) {
-          this.#failures.push((err as Error).message);
-        }
+    const child = spawn(process.execPath, [PROBE, this.#url], { stdio: ["pipe", "pipe", "inherit"] });
+    this.#child = child;
+    let pending = "";
+    child.stdout?.on("data", (chunk: Buffer) => {
+      pending += chunk.toString();
+      for (let nl = pending.indexOf("\n"); nl >= 0; nl = pending.indexOf("\n")) {
+        const line = pending.slice(0, nl);
+        pending = pending.slice(nl + 1);
         this.#probes++;
-        await new Promise((r) => setTimeout(r, 10));
+        const [first, status] = line.split(" ");
+        if (first === "error") this.#failures.push(line);
+        else if (status !== "200") this.#failures.push(`status ${status}`);
+        else this.#worst = Math.max(this.#worst, Number(first));
       }
-    })();
+    });
   }
 
   /** Starts a new window; returns the one that ends. */
@@ -265,8 +266,12 @@ export class Bystander {
   }
 
   async stop(): Promise<void> {
-    this.#running = false;
-    await this.#loop;
-    this.#agent.destroy();
+    const child = this.#child;
+    if (!child || child.exitCode !== null) return;
+    const exited = new Promise((r) => child.once("exit", r));
+    child.stdin?.end();
+    const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
+    await exited;
+    clearTimeout(timer);
   }
 }

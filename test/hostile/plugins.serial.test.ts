@@ -11,45 +11,29 @@
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
 import { connect, type Socket } from "node:net";
-import { after, before, test } from "node:test";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import WebSocket from "ws";
+import type { PluginSpec } from "../support/portico.js";
 import { labSpec, within } from "../support/v2.js";
 import { assertSettled, Bystander, type Daemon, footprint, get, pluginHealth, settledFootprint, startDaemon, waitFor } from "./harness.js";
 
 const HOSTILE = fileURLToPath(new URL("../fixtures/hostile/plugin.mjs", import.meta.url));
 const EAGER = fileURLToPath(new URL("../fixtures/hostile/v2-eager-ws.mjs", import.meta.url));
 const MiB = 1024 * 1024;
+const TRIGGER = join(mkdtempSync(join(tmpdir(), "portico-rpcflood-")), "flood");
 const hostile = (id: string, env: Record<string, string>, http = "") => ({ id, args: [HOSTILE], env: { HOSTILE: "deaf", ...env }, http });
 
-let d: Daemon;
-let bystander: Bystander;
-before(async () => {
-  d = await startDaemon(
-    [
-      labSpec("bystander"),
-      labSpec("lab", "timeout_seconds = 1\nidle_timeout_seconds = 1"),
-      hostile("huge", { HOSTILE: "huge-line", HUGE_BYTES: String(200 * MiB) }),
-      hostile("flood", { HOSTILE: "flood" }),
-      hostile("rpcflood", { HOSTILE: "rpc-flood", FLOOD_SECONDS: "4" }),
-      hostile("deaf", { HOSTILE: "deaf" }, "timeout_seconds = 0.5"),
-      { id: "eager", args: [EAGER] },
-    ],
-    "[limits]\nmax_line_bytes = 8388608\nmax_queued_bytes = 4194304\nmax_log_lines_per_second = 100\nmin_upload_rate = 1024\n",
-  );
-  bystander = new Bystander(`${d.url}/bystander/pid`);
-  bystander.start();
-  await bystander.probed();
-});
-after(async () => {
-  await bystander?.stop();
-  await d?.close();
-});
+const LIMITS =
+  "[limits]\nmax_line_bytes = 8388608\nmax_queued_bytes = 4194304\nmax_log_lines_per_second = 100\nmin_upload_rate = 1024\ninput_stall_seconds = 2\n";
 
 /** Samples the daemon's RSS every 50 ms while `work` runs; resolves with the peak and the work's result. */
-async function peakDuring<T>(work: Promise<T>): Promise<{ peak: number; result: T }> {
+async function peakDuring<T>(d: Daemon, work: Promise<T>): Promise<{ peak: number; result: T }> {
   let peak = footprint(d.pid).rss;
   const timer = setInterval(() => {
     peak = Math.max(peak, footprint(d.pid).rss);
@@ -62,42 +46,58 @@ async function peakDuring<T>(work: Promise<T>): Promise<{ peak: number; result: 
   }
 }
 
-/** Runs one case between a fresh baseline and the checks every case ends with. */
-async function hostileCase(name: string, maxGrowth: number, body: () => Promise<void>): Promise<void> {
-  const base = await settledFootprint(d);
-  await bystander.probed();
-  bystander.window();
-  const { peak } = await peakDuring(body());
-  bystander.assertServed(name);
-  assert.ok(
-    peak - base.rss < maxGrowth,
-    `${name}: daemon RSS grew by ${((peak - base.rss) / MiB).toFixed(1)} MiB (bound ${maxGrowth / MiB} MiB)`,
-  );
-  await assertSettled(d, base, name);
+/**
+ * Runs one case on a daemon of its own (the bystander plugin and the case's plugins, so that no
+ * case inherits another's aftermath), between a fresh baseline and the checks every case ends with.
+ */
+async function hostileCase(name: string, plugins: PluginSpec[], maxGrowth: number, body: (d: Daemon) => Promise<void>): Promise<Daemon> {
+  const d = await startDaemon([labSpec("bystander"), ...plugins], LIMITS);
+  const bystander = new Bystander(`${d.url}/bystander/pid`);
+  bystander.start();
+  try {
+    // A fresh daemon's memory creeps up for its first seconds of traffic (code compiled, pools
+    // filled): the baseline is taken once that has settled, not at birth.
+    await new Promise((r) => setTimeout(r, 3000));
+    const base = await settledFootprint(d);
+    await bystander.probed();
+    bystander.window();
+    const { peak } = await peakDuring(d, body(d));
+    bystander.assertServed(name);
+    assert.ok(
+      peak - base.rss < maxGrowth,
+      `${name}: daemon RSS grew by ${((peak - base.rss) / MiB).toFixed(1)} MiB (bound ${maxGrowth / MiB} MiB)`,
+    );
+    await assertSettled(d, base, name);
+    return d;
+  } finally {
+    await bystander.stop();
+    await d.close();
+  }
 }
 
 test("6: a 200 MiB reply line gets the plugin killed at max_line_bytes and restarted; the client gets 502", async () => {
-  const before = await pluginHealth(d, "huge");
-  await hostileCase("huge line", 48 * MiB, async () => {
+  const huge = hostile("huge", { HOSTILE: "huge-line", HUGE_BYTES: String(200 * MiB) });
+  await hostileCase("huge line", [huge], 48 * MiB, async (d) => {
+    const before = await pluginHealth(d, "huge");
     const r = await get(`${d.url}/huge/x`, undefined, 20_000);
     assert.equal(r.status, 502);
     assert.deepEqual(JSON.parse(r.body), { error: "plugin exited before replying" });
+    const after = await waitFor(
+      async () => {
+        const h = await pluginHealth(d, "huge");
+        return h.restarts > before.restarts && h.state === "ready" ? h : undefined;
+      },
+      15_000,
+      "huge to be restarted",
+    );
+    assert.match(String(after.lastExit), /max_line_bytes/);
+    assert.ok(d.logs.some((l) => l.plugin === "huge" && /over max_line_bytes/.test(String(l.msg))));
   });
-  const after = await waitFor(
-    async () => {
-      const h = await pluginHealth(d, "huge");
-      return h.restarts > before.restarts && h.state === "ready" ? h : undefined;
-    },
-    15_000,
-    "huge to be restarted",
-  );
-  assert.match(String(after.lastExit), /max_line_bytes/);
-  assert.ok(d.logs.some((l) => l.plugin === "huge" && /over max_line_bytes/.test(String(l.msg))));
 });
 
 test("7: a plugin flooding stdout and stderr costs a counter: /health and others answer at once", async () => {
   let healthWorst = 0;
-  await hostileCase("stdout flood", 40 * MiB, async () => {
+  await hostileCase("stdout flood", [hostile("flood", { HOSTILE: "flood" })], 40 * MiB, async (d) => {
     const flood = get(`${d.url}/flood/flood?seconds=4`, undefined, 20_000);
     const deadline = Date.now() + 3500;
     while (Date.now() < deadline) {
@@ -105,20 +105,23 @@ test("7: a plugin flooding stdout and stderr costs a counter: /health and others
       await new Promise((r) => setTimeout(r, 50));
     }
     assert.equal((await flood).status, 200);
+    await waitFor(
+      () => (d.logs.some((l) => l.plugin === "flood" && /lines dropped/.test(String(l.msg))) ? true : undefined),
+      3000,
+      "the dropped-lines summary",
+    );
   });
   assert.ok(healthWorst < 100, `/health took ${healthWorst.toFixed(1)} ms during the flood`);
-  await waitFor(
-    () => (d.logs.some((l) => l.plugin === "flood" && /lines dropped/.test(String(l.msg))) ? true : undefined),
-    3000,
-    "the dropped-lines summary",
-  );
 });
 
 test("8: a plugin flooding JSON-RPC requests while never reading: memory stays bounded", async () => {
-  // rpcflood floods for 4 s from its start; it was started with the others, so restart it to watch.
-  await hostileCase("rpc flood", 40 * MiB, async () => {
+  // rpcflood floods for 4 s from its start once the trigger exists: restart it to set it off.
+  // Before the fix, the answers it never read grew the daemon by 44–66 MiB a second without end.
+  const rpcflood = hostile("rpcflood", { HOSTILE: "rpc-flood", FLOOD_SECONDS: "4", FLOOD_TRIGGER: TRIGGER });
+  await hostileCase("rpc flood", [rpcflood], 64 * MiB, async (d) => {
     const before = await pluginHealth(d, "rpcflood");
     assert.ok(before.pid);
+    writeFileSync(TRIGGER, "");
     process.kill(before.pid, "SIGKILL");
     await waitFor(
       async () => {
@@ -132,11 +135,11 @@ test("8: a plugin flooding JSON-RPC requests while never reading: memory stays b
   });
 });
 
-test("9: requests for a plugin that never reads: 504s, then 503 once over max_queued_bytes; nothing stays queued", async () => {
+test("9: requests for a plugin that never reads: 504s, then 503 once over max_queued_bytes, then it is restarted", async () => {
   const body = randomBytes(4 * MiB);
   // Expect: 100-continue, so a refusal comes before the body (node's client can't read an answer
   // once its body write failed on a closed connection).
-  const post = () =>
+  const post = (d: Daemon) =>
     new Promise<number>((resolve, reject) => {
       const req = request(
         `${d.url}/deaf/upload`,
@@ -149,8 +152,10 @@ test("9: requests for a plugin that never reads: 504s, then 503 once over max_qu
       req.on("continue", () => req.end(body));
       req.on("error", reject);
     });
-  await hostileCase("deaf plugin", 64 * MiB, async () => {
-    const first = await Promise.all(Array.from({ length: 6 }, post));
+  /** Two at a time: batches of timed-out uploads, not a bandwidth test. */
+  const batch = async (d: Daemon) => [...(await Promise.all([post(d), post(d)])), ...(await Promise.all([post(d), post(d)]))];
+  await hostileCase("deaf plugin", [hostile("deaf", { HOSTILE: "deaf" }, "timeout_seconds = 0.5")], 64 * MiB, async (d) => {
+    const first = await batch(d);
     assert.ok(
       first.every((s) => s === 504 || s === 503),
       `first batch: ${first.join(", ")}`,
@@ -158,14 +163,24 @@ test("9: requests for a plugin that never reads: 504s, then 503 once over max_qu
     assert.ok(first.includes(504), `first batch: ${first.join(", ")}`);
     // What the plugin hasn't taken is over max_queued_bytes now: refused at once, not timed out.
     const started = Date.now();
-    const second = await Promise.all(Array.from({ length: 6 }, post));
-    assert.deepEqual(second, [503, 503, 503, 503, 503, 503]);
+    const second = await batch(d);
+    assert.deepEqual(second, [503, 503, 503, 503]);
     assert.ok(Date.now() - started < 2000, `the 503s took ${Date.now() - started} ms`);
+    // It took none of its input for input_stall_seconds: killed and restarted, which frees what waited.
+    const restarted = await waitFor(
+      async () => {
+        const h = await pluginHealth(d, "deaf");
+        return h.restarts > 0 && h.state === "ready" ? h : undefined;
+      },
+      10_000,
+      "deaf to be restarted",
+    );
+    assert.match(String(restarted.lastExit), /stopped reading its input/);
   });
 });
 
 test("10: WebSocket messages a plugin sends with its 101 reach the client, in order (20 connections)", async () => {
-  await hostileCase("eager WebSocket", 32 * MiB, async () => {
+  await hostileCase("eager WebSocket", [{ id: "eager", args: [EAGER] }], 32 * MiB, async (d) => {
     const firsts = await Promise.all(
       Array.from({ length: 20 }, async () => {
         const ws = new WebSocket(`${d.url.replace("http:", "ws:")}/eager/ws`);
@@ -188,9 +203,11 @@ test("10: WebSocket messages a plugin sends with its 101 reach the client, in or
   });
 });
 
+const LAB = labSpec("lab", "timeout_seconds = 1\nidle_timeout_seconds = 1");
+
 test("11: a client's close frame reaches the plugin at once, though the client keeps TCP open", async () => {
-  await hostileCase("WebSocket close, TCP kept", 16 * MiB, async () => {
-    const socket = await rawWebSocket(`/lab/ws?tag=keeptcp`);
+  await hostileCase("WebSocket close, TCP kept", [LAB], 16 * MiB, async (d) => {
+    const socket = await rawWebSocket(d, "/lab/ws?tag=keeptcp");
     const started = Date.now();
     // A masked close frame: code 4001, reason "bye".
     const payload = Buffer.concat([Buffer.from([0x0f, 0xa1]), Buffer.from("bye")]);
@@ -213,7 +230,7 @@ test("11: a client's close frame reaches the plugin at once, though the client k
 });
 
 test("12: an upload that takes longer than timeout_seconds passes while it moves; a stalled one is 408", async () => {
-  await hostileCase("slow upload", 16 * MiB, async () => {
+  await hostileCase("slow upload", [LAB], 16 * MiB, async (d) => {
     // lab: timeout_seconds 1, idle 1 s. 300 KiB over ~2.5 s (120 KiB/s, above min_upload_rate).
     const status = await new Promise<{ status: number; body: string }>((resolve, reject) => {
       const req = request(`${d.url}/lab/upload?tag=slowup`, { method: "POST", agent: false }, (res) => {
@@ -253,7 +270,7 @@ test("12: an upload that takes longer than timeout_seconds passes while it moves
 });
 
 test("13: clients leaving just as the last bytes go out leave nothing in flight", async () => {
-  await hostileCase("leave at the end", 32 * MiB, async () => {
+  await hostileCase("leave at the end", [LAB], 32 * MiB, async (d) => {
     const total = 64 * 1024;
     for (let i = 0; i < 60; i++) {
       await new Promise<void>((resolve) => {
@@ -284,7 +301,7 @@ test("13: clients leaving just as the last bytes go out leave nothing in flight"
 });
 
 /** A WebSocket handshake on a raw socket (so the test decides when TCP closes). */
-function rawWebSocket(path: string): Promise<Socket> {
+function rawWebSocket(d: Daemon, path: string): Promise<Socket> {
   return within(
     new Promise<Socket>((resolve, reject) => {
       const socket = connect(d.port, "127.0.0.1");
