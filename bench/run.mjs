@@ -115,7 +115,22 @@ async function startPortico(ctx, name, pluginsDir) {
     env.NODE_OPTIONS = `${env.NODE_OPTIONS ?? ""} --require ${join(BENCH_DIR, "cpu-prof-preload.cjs")}`.trim();
     env.PORTICO_BENCH_PROFILE_DIR = ctx.profileDir;
   }
-  const args = [join(ROOT, "bin", "portico.js"), "serve", "--plugins", pluginsDir, "--listen", `${HOST}:${port}`, "--log-level", "warn"];
+  // nexo's design sends a 64 MiB body as one ~90 MB JSON line, over portico's default
+  // max_line_bytes (32 MiB): raised here so the seed design can be measured at all.
+  const config = join(mkdtempSync(join(os.tmpdir(), "portico-bench-")), "portico.toml");
+  writeFileSync(config, "[limits]\nmax_line_bytes = 268435456\n");
+  const args = [
+    join(ROOT, "bin", "portico.js"),
+    "serve",
+    "--config",
+    config,
+    "--plugins",
+    pluginsDir,
+    "--listen",
+    `${HOST}:${port}`,
+    "--log-level",
+    "warn",
+  ];
   const proc = ctx.spawnChild(name, process.execPath, args, { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
   const baseUrl = `http://${HOST}:${port}`;
   const health = await waitForHealth(proc, `${baseUrl}/health`, 30_000);
