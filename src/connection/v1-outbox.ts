@@ -13,14 +13,14 @@ const PER_TURN = 256 * 1024;
 /** Body bytes encoded per piece (a multiple of 3, so the pieces' base64 joins up). */
 const PIECE = 192 * 1024;
 
-/** One line to go out. */
+/** One line to go out: whole (`text`), or made piece by piece as it goes (`pieces`). */
 export interface OutLine {
   /** A request's line names its exchange: dropped while waiting once that has ended. */
   owner?: object;
-  /** Bytes it holds in memory while it waits (its body), for max_queued_bytes. */
+  /** Bytes it holds in memory while it waits, for max_queued_bytes. */
   size: number;
-  /** The line's text, in pieces, made as they are asked for. */
-  pieces: Iterator<string>;
+  text?: string;
+  pieces?: Iterator<string>;
 }
 
 /** Where the lines go. */
@@ -48,6 +48,11 @@ export class LineOutbox {
   }
 
   push(line: OutLine): void {
+    // The common case: nothing waits, the plugin keeps up, the line is whole. Straight out.
+    if (line.text !== undefined && !this.#current && this.#queue.length === 0 && !this.#scheduled && this.#sink.backlog < HAND_OVER_BELOW) {
+      this.#sink.write([line.text]);
+      return;
+    }
     this.#queue.push(line);
     this.#queued += line.size;
     this.#pump();
@@ -82,8 +87,14 @@ export class LineOutbox {
       }
       const line = this.#current ?? this.#queue.shift();
       if (!line) return;
+      if (line.text !== undefined) {
+        this.#queued -= line.size;
+        this.#sink.write([line.text]);
+        spent += line.text.length;
+        continue;
+      }
       this.#current = line;
-      const next = line.pieces.next();
+      const next = (line.pieces as Iterator<string>).next();
       if (next.done) {
         this.#current = undefined;
         this.#queued -= line.size;
@@ -95,9 +106,9 @@ export class LineOutbox {
   };
 }
 
-/** A whole line known up front (JSON-RPC messages). */
-export function textLine(text: string): OutLine {
-  return { size: text.length, pieces: [text][Symbol.iterator]() };
+/** A whole line known up front (JSON-RPC messages, small requests). */
+export function textLine(text: string, owner?: object): OutLine {
+  return { owner, size: text.length, text };
 }
 
 /**

@@ -13,6 +13,8 @@ import type { HeaderList, RequestHead } from "../protocol/http.js";
 import { decodeReply, newInbox, replyEnvelope, requestLine } from "../protocol/v1.js";
 import { LineOutbox, type LineSink, textLine, withBase64 } from "./v1-outbox.js";
 
+/** Bodies up to this size are encoded in one go (a few tens of microseconds). */
+const WHOLE_LINE_BODY = 64 * 1024;
 /** nexo's TypeScript SDK silently drops incoming frames larger than this. */
 const NEXO_TS_SDK_MAX_FRAME = 1024 * 1024;
 const RESOLVED = Promise.resolve();
@@ -101,7 +103,13 @@ export class V1Codec {
       );
     }
     this.#waiting.set(inbox, exchange);
-    this.#outbox.push({ owner: exchange, size, pieces: withBase64(before, body, after) });
+    // A small body is encoded at once, the line whole; a big one a piece at a time as it goes out.
+    if (size <= WHOLE_LINE_BODY) {
+      const base64 = size === 0 ? "" : (body.length === 1 ? (body[0] as Buffer) : Buffer.concat(body, size)).toString("base64");
+      this.#outbox.push(textLine(`${before}${base64}${after}`, exchange));
+    } else {
+      this.#outbox.push({ owner: exchange, size, pieces: withBase64(before, body, after) });
+    }
     return inbox;
   }
 

@@ -143,23 +143,30 @@ export function forward(req: IncomingMessage, res: ServerResponse, exchange: Exc
         res.end();
         return;
       }
-      // Held for this turn: if the whole body follows in the same read (a small response), it
+      // Held while this read is handled: if the whole body follows in it (a small response), it
       // goes out with a Content-Length in one write; otherwise (a stream, SSE) the head goes out
       // alone right after, so the client sees the response open at once.
       pending = { flat: h.flat, lengthKnown };
-      setImmediate(() => {
-        if (!pending || done) return;
-        writePending();
-        res.flushHeaders();
-        touch();
-      });
+      queueMicrotask(flushPending);
+    };
+    const flushPending = () => {
+      if (!pending || done) return;
+      writePending();
+      res.flushHeaders();
+      touch();
     };
 
     const onData = (chunk: Buffer, end: boolean) => {
       if (!end || idle) touch();
       if (done) return exchange.consumed(chunk.length);
+      const whole = pending !== undefined && end;
       if (pending) writePending(end ? chunk.length : undefined);
       try {
+        if (whole && !bodyless && chunk.length > 0) {
+          // The whole body at once: head and body leave in one write.
+          res.end(chunk, () => exchange.consumed(chunk.length));
+          return;
+        }
         if (chunk.length > 0) {
           if (bodyless) exchange.consumed(chunk.length);
           else res.write(chunk, () => exchange.consumed(chunk.length));
