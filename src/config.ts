@@ -9,6 +9,7 @@ import { parse as parseToml } from "smol-toml";
 import { DEFAULT_LIMITS, DEFAULT_SUPERVISOR, type SupervisorOptions } from "./host/plugin.js";
 import { LOG_LEVELS } from "./log.js";
 import { type ManifestProblem, mountPrefixProblem, suggestMountPrefix } from "./manifest/index.js";
+import { DEFAULT_NATS, NATS_ROLES, type NatsConfig, type NatsRole } from "./nats/config.js";
 
 export interface Listen {
   host: string;
@@ -53,6 +54,8 @@ export interface PorticoConfig {
   /** A plugin that takes none of its input for this long while some waits is killed and restarted. */
   inputStallMs: number;
   supervisor: SupervisorOptions;
+  /** Set: this process is a gateway, a host or both, joined by NATS (docs/nats.md). Unset: embedded. */
+  nats: NatsConfig | undefined;
 }
 
 export const DEFAULT_CONFIG: PorticoConfig = {
@@ -73,6 +76,7 @@ export const DEFAULT_CONFIG: PorticoConfig = {
   minUploadRate: 1024,
   ...DEFAULT_LIMITS,
   supervisor: DEFAULT_SUPERVISOR,
+  nats: undefined,
 };
 
 export class ConfigError extends Error {
@@ -211,12 +215,57 @@ function fromToml(doc: Record<string, unknown>, file: string): Partial<PorticoCo
   pick("crash_window_seconds", "crashWindowMs", 0.001, 1000);
   if (Object.keys(s).length) out.supervisor = { ...DEFAULT_SUPERVISOR, ...s };
 
+  const nats = table("nats");
+  if (Object.keys(nats).length) {
+    const str = (key: string): string | undefined => {
+      read.add(`nats.${key}`);
+      const v = nats[key];
+      if (v === undefined || (typeof v === "string" && v)) return v as string | undefined;
+      bad(`nats.${key}`, `must be a non-empty string, found ${JSON.stringify(v)}`, `remove ${key} or give it a value`);
+      return undefined;
+    };
+    const seconds = (key: string, min: number): number | undefined => {
+      const v = num(nats, "nats.", key, min, false);
+      return v === undefined ? undefined : Math.round(v * 1000);
+    };
+    const url = str("url");
+    const role = str("role");
+    if (role !== undefined && !NATS_ROLES.includes(role as NatsRole))
+      bad("nats.role", `unknown role ${JSON.stringify(role)}`, `use one of ${NATS_ROLES.join(", ")}`);
+    if (url === undefined) bad("nats.url", "is missing", 'set url = "nats://127.0.0.1:4222"');
+    const prefix = str("subject_prefix");
+    if (prefix !== undefined && !/^[A-Za-z0-9_-]+$/.test(prefix))
+      bad("nats.subject_prefix", "must be one subject token (letters, digits, _ and -)", 'set subject_prefix = "portico"');
+    const n: NatsConfig = {
+      ...DEFAULT_NATS,
+      url: url ?? "",
+      role: (role as NatsRole | undefined) ?? "both",
+      user: str("user"),
+      pass: str("pass"),
+      token: str("token"),
+      nkeySeedFile: pathOf(str("nkey_seed_file"), file),
+      credsFile: pathOf(str("creds_file"), file),
+      tlsCaFile: pathOf(str("tls_ca_file"), file),
+      tlsCertFile: pathOf(str("tls_cert_file"), file),
+      tlsKeyFile: pathOf(str("tls_key_file"), file),
+    };
+    if (prefix !== undefined) n.subjectPrefix = prefix;
+    const heartbeat = seconds("heartbeat_seconds", 0.05);
+    if (heartbeat !== undefined) n.heartbeatMs = heartbeat;
+    const timeout = seconds("peer_timeout_seconds", 0.1);
+    if (timeout !== undefined) n.peerTimeoutMs = timeout;
+    const linger = seconds("route_linger_seconds", 0);
+    if (linger !== undefined) n.lingerMs = linger;
+    out.nats = n;
+  }
+
   // A misspelt key would otherwise be ignored without a word, and its setting silently not apply.
   // Known keys are those read above (whether present or not).
   for (const [prefix, t] of [
     ["", doc],
     ["limits.", limits],
     ["supervisor.", sup],
+    ["nats.", nats],
   ] as const) {
     const known = [...read].filter((k) => k.startsWith(prefix) && !k.slice(prefix.length).includes(".")).map((k) => k.slice(prefix.length));
     for (const key of Object.keys(t)) {
@@ -226,6 +275,11 @@ function fromToml(doc: Record<string, unknown>, file: string): Partial<PorticoCo
 
   if (problems.length) throw new ConfigError(problems);
   return out;
+}
+
+/** A path in the settings file, relative to the file. */
+function pathOf(value: string | undefined, file: string): string | undefined {
+  return value === undefined ? undefined : resolve(dirname(file), value);
 }
 
 export function resolveConfig(...layers: Partial<PorticoConfig>[]): PorticoConfig {

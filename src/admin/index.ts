@@ -1,7 +1,7 @@
 /** The daemon's own endpoints inside the reserved prefixes. */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { GatewayError } from "../errors.js";
-import type { Plugin } from "../host/plugin.js";
+import type { PluginStatus } from "../host/plugin.js";
 import type { Router } from "../router/index.js";
 import type { Metrics } from "./metrics.js";
 
@@ -9,7 +9,10 @@ export { Metrics } from "./metrics.js";
 
 export interface AdminContext {
   router: Router;
-  plugins: ReadonlyMap<string, Plugin>;
+  /** The plugins requests go to (local children, or on NATS what the hosts announce). */
+  plugins: () => ReadonlyMap<string, { readonly id: string; status(): PluginStatus }>;
+  /** On a NATS gateway: the hosts it knows. */
+  hosts: () => object[] | undefined;
   metrics: Metrics;
   draining: () => boolean;
 }
@@ -24,10 +27,12 @@ export async function handleAdmin(req: IncomingMessage, res: ServerResponse, pat
     throw new GatewayError("method_not_allowed");
   }
   if (endpoint === "health") {
-    const plugins = [...ctx.plugins.values()].map((p) => ({ ...p.status(), prefix: ctx.router.routeOf(p.id)?.prefix ?? null }));
+    const plugins = [...ctx.plugins().values()].map((p) => ({ ...p.status(), prefix: ctx.router.routeOf(p.id)?.prefix ?? null }));
     const ready = plugins.every((p) => p.state === "ready");
     const status = ctx.draining() ? "draining" : ready ? "ok" : "degraded";
-    return send(req, res, ctx.draining() ? 503 : 200, "application/json; charset=utf-8", JSON.stringify({ status, plugins }));
+    const hosts = ctx.hosts();
+    const body = JSON.stringify(hosts ? { status, plugins, hosts } : { status, plugins });
+    return send(req, res, ctx.draining() ? 503 : 200, "application/json; charset=utf-8", body);
   }
   return send(req, res, 200, ctx.metrics.registry.contentType, await ctx.metrics.registry.metrics());
 }

@@ -11,7 +11,8 @@ const Gauge = require("prom-client/lib/gauge") as typeof Prom.Gauge;
 const Histogram = require("prom-client/lib/histogram") as typeof Prom.Histogram;
 const Registry = require("prom-client/lib/registry") as typeof Prom.Registry;
 
-import { PLUGIN_STATES, type Plugin } from "../host/plugin.js";
+import type { EventEmitter } from "node:events";
+import { PLUGIN_STATES, type PluginEvents, type PluginState } from "../host/plugin.js";
 
 export class Metrics {
   readonly registry = new Registry();
@@ -79,7 +80,7 @@ export class Metrics {
   });
 
   /** Follows a plugin's state and restarts. */
-  watch(plugin: Plugin): void {
+  watch(plugin: EventEmitter<PluginEvents> & { readonly id: string; readonly state: PluginState }): void {
     const setState = () => {
       for (const s of PLUGIN_STATES) this.state.set({ plugin: plugin.id, state: s }, s === plugin.state ? 1 : 0);
     };

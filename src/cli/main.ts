@@ -18,10 +18,12 @@ import {
   type ManifestProblem,
   type PluginManifest,
 } from "../manifest/index.js";
+import { DEFAULT_NATS, NATS_ROLES, type NatsRole } from "../nats/config.js";
 import { DEFAULT_RESERVED_PREFIXES, Router } from "../router/index.js";
 
 const USAGE = `usage:
   portico serve  [--plugins DIR] [--listen HOST:PORT] [--config FILE] [--log-level LEVEL]
+                 [--nats URL --role gateway|host|both]
   portico check  PATH...           validate manifests (files, plugin folders or plugin directories)
   portico routes [--plugins DIR] [--config FILE]   print the routing table serve would build
 
@@ -30,6 +32,10 @@ options:
   --listen HOST:PORT  where to listen (default 127.0.0.1:8080)
   --config FILE       settings file (default ./portico.toml when present); flags override it
   --log-level LEVEL   ${LOG_LEVELS.join(", ")}
+  --nats URL          join other portico processes through NATS (docs/nats.md); URL may list
+                      several servers, comma-separated
+  --role ROLE         with --nats: gateway (HTTP only, no plugins), host (plugins only, no
+                      public port) or both (default both)
 `;
 
 class UsageError extends Error {}
@@ -62,6 +68,8 @@ function parse(args: string[], allowPositionals = false) {
         listen: { type: "string" },
         config: { type: "string" },
         "log-level": { type: "string" },
+        nats: { type: "string" },
+        role: { type: "string" },
       },
     });
   } catch (err) {
@@ -84,13 +92,22 @@ async function settings(values: ReturnType<typeof parse>["values"]): Promise<Por
     if (!LOG_LEVELS.includes(level as LevelWithSilent)) throw new UsageError(`--log-level ${level}: use one of ${LOG_LEVELS.join(", ")}`);
     flags.logLevel = level as LevelWithSilent;
   }
+  if (values.role && !values.nats && !fromFile.nats) throw new UsageError("--role needs --nats URL (or a [nats] section in portico.toml)");
+  if (values.role && !NATS_ROLES.includes(values.role as NatsRole))
+    throw new UsageError(`--role ${values.role}: use one of ${NATS_ROLES.join(", ")}`);
+  if (values.nats || values.role) {
+    const base = fromFile.nats ?? { ...DEFAULT_NATS, url: "", role: "both" as NatsRole };
+    flags.nats = { ...base, url: values.nats ?? base.url, role: (values.role as NatsRole | undefined) ?? base.role };
+  }
   return resolveConfig(fromFile, flags);
 }
 
 async function serve(args: string[]): Promise<number> {
   const config = await settings(parse(args).values);
-  if (!config.pluginsDir) throw new UsageError('serve needs --plugins DIR (or plugins = "DIR" in portico.toml)');
-  if (!existsSync(config.pluginsDir) || !statSync(config.pluginsDir).isDirectory()) {
+  const role = config.nats?.role;
+  // A gateway on NATS learns its routes from hosts: it needs no plugins folder.
+  if (!config.pluginsDir && role !== "gateway") throw new UsageError('serve needs --plugins DIR (or plugins = "DIR" in portico.toml)');
+  if (config.pluginsDir && (!existsSync(config.pluginsDir) || !statSync(config.pluginsDir).isDirectory())) {
     throw new UsageError(`plugins folder ${config.pluginsDir} does not exist; pass the folder that holds one sub-folder per plugin`);
   }
   const portico = createPortico(config);
@@ -125,6 +142,12 @@ async function serve(args: string[]): Promise<number> {
   process.on("unhandledRejection", (err) => log.error({ err }, "unhandled promise rejection (a bug: please report it)"));
 
   await portico.start();
+  if (role === "host") {
+    // A host opens no public port: gateways reach its plugins through NATS.
+    log.info({ plugins: [...portico.plugins.keys()] }, "portico host running; no public port");
+    if (!log.isLevelEnabled("info")) process.stderr.write("portico host running\n");
+    return -1;
+  }
   let address: AddressInfo;
   try {
     ({ address } = await portico.listen());

@@ -47,12 +47,18 @@ export class V2Codec {
   }
 }
 
+/** How a peer's RESET (or the session's end: code "gone") becomes the gateway's error. */
+export type ResetMapper = (code: string, message: string | undefined, detail: Record<string, unknown>) => GatewayError;
+
+/** A plugin's reset: it gave up, or its process went away ("gone"). */
+const pluginReset: ResetMapper = (code, message) => new GatewayError(code === "gone" ? "plugin_crashed" : "plugin_reset", message ?? code);
+
 export class V2Exchange implements Exchange {
   events: ExchangeEvents = IGNORE_EVENTS;
   readonly #stream: Stream;
   #headSeen = false;
 
-  constructor(stream: Stream, upgrade: boolean) {
+  constructor(stream: Stream, upgrade: boolean, errorOf: ResetMapper = pluginReset) {
     this.#stream = stream;
     const s = stream;
     s.handlers = {
@@ -75,10 +81,7 @@ export class V2Exchange implements Exchange {
         this.events.data(chunk, end);
       },
       onWs: (opcode, payload) => this.events.ws(opcode, payload),
-      onReset: (code, message) => {
-        // The plugin gave up, or its process went away ("gone").
-        this.events.error(new GatewayError(code === "gone" ? "plugin_crashed" : "plugin_reset", message ?? code));
-      },
+      onReset: (code, message, detail) => this.events.error(errorOf(code, message, detail)),
     };
   }
 

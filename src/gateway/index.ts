@@ -13,6 +13,7 @@ import type { RequestHead, Upstream } from "../exchange/index.js";
 import { buildRoutes, loadPlugins, type Plugin, PluginHost, type Refusal } from "../host/index.js";
 import { createLogger, type Logger } from "../log.js";
 import type { PluginManifest } from "../manifest/index.js";
+import type { NatsRoles } from "../nats/roles.js";
 import { DEFAULT_RESERVED_PREFIXES, type Route, Router } from "../router/index.js";
 import { normalizeTarget, type Target } from "../target/index.js";
 import { invite, refuseDeclaredOver } from "./body.js";
@@ -62,6 +63,10 @@ export function createPortico(options: PorticoOptions = {}): Portico {
   const config = resolveConfig(layer);
   const log = logger ?? createLogger({ level: config.logLevel });
   const router = new Router([...DEFAULT_RESERVED_PREFIXES, ...config.reservedPrefixes]);
+  const role = config.nats?.role;
+  // A host's own plugins are routed by gateways, not here: its router only applies the local rules.
+  const localRouter = role === "host" || role === "both" ? new Router(router.reservedPrefixes) : router;
+  let nats: NatsRoles | undefined;
   const host = new PluginHost(
     config.supervisor,
     {
@@ -79,19 +84,21 @@ export function createPortico(options: PorticoOptions = {}): Portico {
   let inFlight = 0;
   let idle: (() => void) | undefined;
   const defaults = { timeoutSeconds: config.timeoutSeconds, idleTimeoutSeconds: config.idleTimeoutSeconds };
-  const adminCtx = { router, plugins: host.plugins, metrics, draining: () => draining };
+  /** The plugins requests go to: this process's children, or, on NATS, what the hosts announce. */
+  const served = () => nats?.plugins ?? host.plugins;
+  const adminCtx = { router, plugins: served, hosts: () => nats?.hosts(), metrics, draining: () => draining };
 
   async function start(): Promise<void> {
     const manifests: PluginManifest[] = [];
     if (config.pluginsDir) {
-      const loaded = await loadPlugins(config.pluginsDir, router, defaults);
+      const loaded = await loadPlugins(config.pluginsDir, localRouter, defaults);
       manifests.push(...loaded.accepted);
       refused.push(...loaded.refused);
     }
     if (extra) {
       const built = buildRoutes(
         [...extra].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)),
-        router,
+        localRouter,
         defaults,
       );
       manifests.push(...built.accepted);
@@ -101,8 +108,18 @@ export function createPortico(options: PorticoOptions = {}): Portico {
       if (r.skipped) log.info({ plugin: r.plugin }, r.reason);
       else log.error({ plugin: r.plugin }, `plugin refused: ${r.reason}`);
     }
-    for (const m of manifests) metrics.watch(host.add(m));
-    await host.startAll();
+    // A gateway on NATS runs no plugins of its own; the manifests it was given only route.
+    if (role !== "gateway") {
+      for (const m of manifests) {
+        const plugin = host.add(m);
+        if (!role) metrics.watch(plugin);
+      }
+      await host.startAll();
+    }
+    if (config.nats) {
+      const { startNatsRoles } = await import("../nats/roles.js");
+      nats = await startNatsRoles(config.nats, { config, router, localRouter, host, metrics, log });
+    }
   }
 
   /**
@@ -133,7 +150,7 @@ export function createPortico(options: PorticoOptions = {}): Portico {
         return;
       }
       route = match.route;
-      const plugin = host.get(route.pluginId);
+      const plugin = served().get(route.pluginId);
       if (!plugin) throw new GatewayError("plugin_unavailable", `plugin ${route.pluginId} not loaded`);
       if (plugin.inFlight >= config.maxInFlight) {
         throw new GatewayError("overloaded", `${config.maxInFlight} requests in flight`, { retryAfter: 1 });
@@ -241,6 +258,10 @@ export function createPortico(options: PorticoOptions = {}): Portico {
     draining = true;
     const closed = [...servers].map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
     for (const s of servers) s.closeIdleConnections();
+    const grace = Date.now() + config.supervisor.shutdownGraceMs;
+    // A host tells gateways to send nothing new; a gateway closes its WebSockets (1001) itself,
+    // since the plugins behind it are not stopping.
+    nats?.leave();
     if (inFlight > 0) {
       await Promise.race([
         new Promise<void>((resolve) => {
@@ -249,7 +270,9 @@ export function createPortico(options: PorticoOptions = {}): Portico {
         new Promise((resolve) => setTimeout(resolve, config.supervisor.shutdownGraceMs).unref()),
       ]);
     }
+    await nats?.drained(grace);
     await host.stopAll();
+    await nats?.close();
     for (const s of servers) s.closeAllConnections();
     await Promise.all(closed);
     servers.clear();

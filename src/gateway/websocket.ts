@@ -72,10 +72,28 @@ export function tunnel(req: IncomingMessage, socket: Duplex, head: Buffer, heade
     if (exchange.closed || socket.destroyed) return void socket.destroy();
     server.handleUpgrade(req, socket, head, (ws) => {
       client = ws;
+      const entry = { client: ws, exchange };
+      open.add(entry);
+      ws.once("close", () => open.delete(entry));
       fromClient(ws, socket, exchange);
       for (const [opcode, payload] of early.splice(0)) toClient(ws, exchange, opcode, payload);
     });
   });
+}
+
+/** Tunnels with a WebSocket open to a client right now. */
+const open = new Set<{ client: WebSocket; exchange: Exchange }>();
+
+/**
+ * Closes every open WebSocket from the gateway's side (a gateway on NATS shutting down: the
+ * plugins behind it keep running, so they won't): the client and the plugin each get a close
+ * frame with `code`.
+ */
+export function closeTunnels(code: number, reason: string): void {
+  for (const { client, exchange } of open) {
+    client.close(code, reason);
+    if (!exchange.closed) void exchange.sendWs(WsOpcode.CLOSE, closePayload(code, Buffer.from(reason))).then(() => exchange.finish());
+  }
 }
 
 /** The client's messages and close to the plugin. */

@@ -276,8 +276,13 @@ export interface StreamHandlers {
   onHead?(head: unknown, end: boolean): void;
   onData?(chunk: Buffer, end: boolean): void;
   onWs?(opcode: number, payload: Buffer): void;
-  /** The stream was reset by the peer, or the session failed. Not called after a local reset. */
-  onReset?(code: string, message: string | undefined): void;
+  /**
+   * The stream was reset by the peer, or the session failed. Not called after a local reset.
+   * `detail` is the RESET payload as the peer sent it (an object, else empty).
+   */
+  onReset?(code: string, message: string | undefined, detail: Record<string, unknown>): void;
+  /** The stream is over, however it ended. */
+  onClose?(): void;
 }
 
 /**
@@ -425,10 +430,10 @@ export class Stream {
     this.#close();
   }
 
-  /** Ends the stream both ways at once and tells the peer. */
-  reset(code: ResetCode, message?: string): void {
+  /** Ends the stream both ways at once and tells the peer (`extra`: more fields for the RESET payload). */
+  reset(code: ResetCode, message?: string, extra?: Record<string, unknown>): void {
     if (this.#closed) return;
-    this.#session.write([jsonFrame(FrameType.RESET, 0, this.id, message ? { code, message } : { code })]);
+    this.#session.write([jsonFrame(FrameType.RESET, 0, this.id, { code, ...(message ? { message } : {}), ...extra })]);
     this.#close();
   }
 
@@ -438,10 +443,10 @@ export class Stream {
   }
 
   /** @internal */
-  _terminate(code: string, message: string | undefined): void {
+  _terminate(code: string, message: string | undefined, detail: Record<string, unknown> = {}): void {
     if (this.#closed) return;
     this.#close();
-    this.handlers.onReset?.(code, message);
+    this.handlers.onReset?.(code, message, detail);
   }
 
   /** @internal */
@@ -473,8 +478,12 @@ export class Stream {
       case FrameType.RESET: {
         // Any JSON ends the stream; only an object can say why.
         const parsed = f.payload.length ? parseJson(f.payload, "RESET") : undefined;
-        const body = (typeof parsed === "object" && parsed !== null ? parsed : {}) as { code?: unknown; message?: unknown };
-        this._terminate(typeof body.code === "string" ? body.code : "error", typeof body.message === "string" ? body.message : undefined);
+        const body = (typeof parsed === "object" && parsed !== null && !Array.isArray(parsed) ? parsed : {}) as Record<string, unknown>;
+        this._terminate(
+          typeof body.code === "string" ? body.code : "error",
+          typeof body.message === "string" ? body.message : undefined,
+          body,
+        );
         return;
       }
       case FrameType.WS:
@@ -505,6 +514,7 @@ export class Stream {
     this.#closed = true;
     this.#wakeSenders();
     this.#session.forget(this.id);
+    this.handlers.onClose?.();
   }
 
   #wakeSenders(): void {
