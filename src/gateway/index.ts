@@ -91,7 +91,7 @@ export function createPortico(options: PorticoOptions = {}): Portico {
   async function start(): Promise<void> {
     const manifests: PluginManifest[] = [];
     if (config.pluginsDir) {
-      const loaded = await loadPlugins(config.pluginsDir, localRouter, defaults);
+      const loaded = await loadPlugins(config.pluginsDir, localRouter, defaults, role === "gateway");
       manifests.push(...loaded.accepted);
       refused.push(...loaded.refused);
     }
@@ -100,6 +100,7 @@ export function createPortico(options: PorticoOptions = {}): Portico {
         [...extra].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)),
         localRouter,
         defaults,
+        role === "gateway",
       );
       manifests.push(...built.accepted);
       refused.push(...built.refused);
@@ -118,7 +119,8 @@ export function createPortico(options: PorticoOptions = {}): Portico {
     }
     if (config.nats) {
       const { startNatsRoles } = await import("../nats/roles.js");
-      nats = await startNatsRoles(config.nats, { config, router, localRouter, host, metrics, log });
+      const natives = role === "gateway" ? manifests : [];
+      nats = await startNatsRoles(config.nats, { config, router, localRouter, host, metrics, log, natives });
     }
   }
 

@@ -42,6 +42,8 @@ export function buildRoutes(
   manifests: readonly PluginManifest[],
   router: Router,
   defaults: RouteDefaults,
+  /** A gateway on NATS: it serves nexo plugins that talk NATS themselves (no command), and spawns nothing. */
+  natsGateway = false,
 ): { accepted: PluginManifest[]; refused: Refusal[] } {
   const accepted: PluginManifest[] = [];
   const refused: Refusal[] = [];
@@ -51,7 +53,14 @@ export function buildRoutes(
       refused.push({ plugin: m.id, reason: `${m.file} has no [plugin.http] section; nothing to serve`, skipped: true });
       continue;
     }
-    if (!m.entrypoint) {
+    if (natsGateway && m.entrypoint) {
+      refused.push({
+        plugin: m.id,
+        reason: `${m.file}: a gateway runs no plugins; serve it from a host (--role host), or drop its command to reach it on NATS`,
+      });
+      continue;
+    }
+    if (!natsGateway && !m.entrypoint) {
       refused.push({ plugin: m.id, reason: `${m.file}: [plugin.entrypoint] command is empty; portico serves a plugin by spawning it` });
       continue;
     }
@@ -71,9 +80,10 @@ export async function loadPlugins(
   dir: string,
   router: Router,
   defaults: RouteDefaults,
+  natsGateway = false,
 ): Promise<{ accepted: PluginManifest[]; refused: Refusal[] }> {
-  const { manifests, problems } = await discoverPlugins(dir);
-  const { accepted, refused } = buildRoutes(manifests, router, defaults);
+  const { manifests, problems } = await discoverPlugins(dir, { commandOptional: natsGateway });
+  const { accepted, refused } = buildRoutes(manifests, router, defaults, natsGateway);
   for (const p of problems) refused.unshift({ plugin: p.file, reason: formatProblem(p) });
   return { accepted, refused };
 }

@@ -12,8 +12,13 @@ export const MANIFEST_FILE = "nexo-plugin.toml";
 
 type Loaded = { manifest?: PluginManifest; problems: ManifestProblem[] };
 
+export interface ManifestOptions {
+  /** A NATS gateway's manifests: an HTTP plugin without a command is a nexo plugin on NATS. */
+  commandOptional?: boolean;
+}
+
 /** Parse and validate one manifest's text. Never throws. manifest is set only when problems is empty. */
-export function parseManifest(text: string, file: string): Loaded {
+export function parseManifest(text: string, file: string, opts: ManifestOptions = {}): Loaded {
   const abs = path.resolve(file);
   let doc: TomlTable;
   try {
@@ -23,11 +28,11 @@ export function parseManifest(text: string, file: string): Loaded {
   } catch (err) {
     return { problems: [syntaxProblem(err, abs)] };
   }
-  return validateManifest(doc, abs);
+  return validateManifest(doc, abs, opts);
 }
 
 /** Read and parse one file (absolute or relative path; file in results is absolute). Never throws. */
-export async function loadManifest(file: string): Promise<Loaded> {
+export async function loadManifest(file: string, opts: ManifestOptions = {}): Promise<Loaded> {
   const abs = path.resolve(file);
   let bytes: Buffer;
   try {
@@ -48,7 +53,7 @@ export async function loadManifest(file: string): Promise<Loaded> {
       problems: [{ file: abs, key: "(file)", message: "is not valid UTF-8 text", fix: "save the file as UTF-8 (TOML requires it)" }],
     };
   }
-  return parseManifest(text, abs);
+  return parseManifest(text, abs, opts);
 }
 
 /**
@@ -56,7 +61,10 @@ export async function loadManifest(file: string): Promise<Loaded> {
  * without a manifest are skipped silently; a manifest with problems is left out and its problems
  * returned. Of two manifests with the same id, the second in file-path order is refused.
  */
-export async function discoverPlugins(dir: string): Promise<{ manifests: PluginManifest[]; problems: ManifestProblem[] }> {
+export async function discoverPlugins(
+  dir: string,
+  opts: ManifestOptions = {},
+): Promise<{ manifests: PluginManifest[]; problems: ManifestProblem[] }> {
   const root = path.resolve(dir);
   let names: string[];
   try {
@@ -77,7 +85,7 @@ export async function discoverPlugins(dir: string): Promise<{ manifests: PluginM
 
   // Plain code-unit order rather than localeCompare, so "first" means the same on every machine.
   const files = names.map((n) => path.join(root, n, MANIFEST_FILE)).sort(byCodeUnit);
-  const loaded = await Promise.all(files.map(async (f) => ((await hasManifest(f)) ? loadManifest(f) : undefined)));
+  const loaded = await Promise.all(files.map(async (f) => ((await hasManifest(f)) ? loadManifest(f, opts) : undefined)));
 
   const problems: ManifestProblem[] = [];
   const byId = new Map<string, PluginManifest>();

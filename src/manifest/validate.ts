@@ -21,7 +21,11 @@ const MAX_TIMEOUT_SECONDS = 86_400;
  * and a TOML float is a number: the type names in messages are then exactly TOML's).
  * Every problem is collected so one `portico check` run shows them all.
  */
-export function validateManifest(doc: Table, file: string): { manifest?: PluginManifest; problems: ManifestProblem[] } {
+export function validateManifest(
+  doc: Table,
+  file: string,
+  opts: { commandOptional?: boolean } = {},
+): { manifest?: PluginManifest; problems: ManifestProblem[] } {
   const problems: ManifestProblem[] = [];
   const report: Report = (key, message, fix) => problems.push({ file, key, message, fix });
 
@@ -45,7 +49,7 @@ export function validateManifest(doc: Table, file: string): { manifest?: PluginM
   const httpRaw = field(plugin, "http");
   const http = checkHttp(httpRaw, id, report);
   // Only when the command is absent or empty: a wrongly typed one has already been reported.
-  if (httpRaw !== undefined && !hasCommand) {
+  if (httpRaw !== undefined && !hasCommand && !opts.commandOptional) {
     report(
       "plugin.entrypoint.command",
       "portico serves a plugin by spawning it; [plugin.http] needs an entrypoint command",

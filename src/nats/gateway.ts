@@ -12,6 +12,7 @@ import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node"
 import type { Logger } from "../log.js";
 import { type Route, RouteError, type Router } from "../router/index.js";
 import { Link } from "./link.js";
+import type { NexoNatsPlugin } from "./nexo-plugin.js";
 import { type Links, RemotePlugin } from "./remote-plugin.js";
 import { type GatewayHeartbeat, type HostAnnouncement, newPeerId, parseAnnouncement, Subjects, senderOf } from "./subjects.js";
 import { parseMessage } from "./wire.js";
@@ -32,12 +33,13 @@ interface KnownHost {
 
 export interface GatewayRoleEvents {
   /** A plugin id seen for the first time (its metrics start). */
-  plugin: [plugin: RemotePlugin];
+  plugin: [plugin: RemotePlugin | NexoNatsPlugin];
 }
 
 export class NatsGateway extends EventEmitter<GatewayRoleEvents> implements Links {
   readonly id = newPeerId();
-  readonly plugins = new Map<string, RemotePlugin>();
+  /** Plugins hosts announce, and nexo plugins on NATS this gateway was given manifests for. */
+  readonly plugins = new Map<string, RemotePlugin | NexoNatsPlugin>();
   readonly #nc: NatsConnection;
   readonly #router: Router;
   readonly #subjects: Subjects;
@@ -87,6 +89,12 @@ export class NatsGateway extends EventEmitter<GatewayRoleEvents> implements Link
       this.#heartbeat();
       this.#sweep();
     }, this.#opts.heartbeatMs);
+  }
+
+  /** A nexo plugin that talks NATS itself, routed by this gateway (its route already registered). */
+  addNative(plugin: NexoNatsPlugin): void {
+    this.plugins.set(plugin.id, plugin);
+    this.emit("plugin", plugin);
   }
 
   /** The NATS connection dropped: what was in flight on the links is lost; routes stay (503). */
@@ -182,7 +190,7 @@ export class NatsGateway extends EventEmitter<GatewayRoleEvents> implements Link
     }
     let changed = false;
     for (const [id, p] of this.plugins) {
-      if (p.goneSince !== undefined && now - p.goneSince > this.#opts.lingerMs) {
+      if (p instanceof RemotePlugin && p.goneSince !== undefined && now - p.goneSince > this.#opts.lingerMs) {
         this.plugins.delete(id);
         changed = true;
       }
@@ -217,21 +225,38 @@ export class NatsGateway extends EventEmitter<GatewayRoleEvents> implements Link
     }
     for (const [id, list] of byPlugin) {
       let plugin = this.plugins.get(id);
+      // This gateway's own nexo-on-NATS plugin of that id wins over an announced one.
+      if (plugin && !(plugin instanceof RemotePlugin)) continue;
       if (!plugin) {
         plugin = new RemotePlugin(id, this);
         this.plugins.set(id, plugin);
         this.emit("plugin", plugin);
       }
       const lead = (list[0] as (typeof list)[number]).info;
-      plugin.setReplicas(list.filter((r) => sameRoute(r.info, lead)));
+      const agreeing = list.filter((r) => sameRoute(r.info, lead));
+      this.#warnDisagreeing(
+        id,
+        list.filter((r) => !agreeing.includes(r)).map((r) => r.host),
+      );
+      plugin.setReplicas(agreeing);
     }
-    for (const [id, plugin] of this.plugins) if (!byPlugin.has(id)) plugin.setReplicas([]);
+    for (const [id, plugin] of this.plugins) if (!byPlugin.has(id) && plugin instanceof RemotePlugin) plugin.setReplicas([]);
     this.#syncRoutes(byPlugin);
+  }
+
+  /** Replicas announcing another route than the lead's: said once per change, not every heartbeat. */
+  readonly #disagreeing = new Map<string, string>();
+  #warnDisagreeing(id: string, hosts: string[]): void {
+    const key = hosts.sort().join(",");
+    if ((this.#disagreeing.get(id) ?? "") === key) return;
+    this.#disagreeing.set(id, key);
+    if (hosts.length) this.#log.warn({ plugin: id, hosts }, "replicas announce a different route than the lowest host id's; not used");
   }
 
   #syncRoutes(byPlugin: Map<string, { info: HostAnnouncement["plugins"][number] }[]>): void {
     const wanted = new Map<string, Route>();
     for (const id of [...this.plugins.keys()].sort()) {
+      if (!(this.plugins.get(id) instanceof RemotePlugin)) continue;
       const info = byPlugin.get(id)?.[0]?.info;
       const route = info ? routeOf(info) : this.#wanted.get(id);
       if (route) wanted.set(id, route);

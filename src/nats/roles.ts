@@ -9,11 +9,13 @@ import type { PorticoConfig } from "../config.js";
 import { closeTunnels } from "../gateway/websocket.js";
 import type { PluginHost } from "../host/index.js";
 import type { Logger } from "../log.js";
+import type { PluginManifest } from "../manifest/index.js";
 import type { Router } from "../router/index.js";
 import type { NatsConfig } from "./config.js";
 import { NatsGateway } from "./gateway.js";
 import { type HostedPlugin, NatsHost } from "./host.js";
 import { connectNats, watchConnection } from "./index.js";
+import { NexoNatsPlugin } from "./nexo-plugin.js";
 import type { RemotePlugin } from "./remote-plugin.js";
 
 export interface RolesContext {
@@ -25,11 +27,13 @@ export interface RolesContext {
   host: PluginHost;
   metrics: Metrics;
   log: Logger;
+  /** A gateway's manifests of nexo plugins that talk NATS themselves (routes already in `router`). */
+  natives: PluginManifest[];
 }
 
 export interface NatsRoles {
   /** What a gateway serves (undefined for a host alone). */
-  readonly plugins: ReadonlyMap<string, RemotePlugin> | undefined;
+  readonly plugins: ReadonlyMap<string, RemotePlugin | NexoNatsPlugin> | undefined;
   hosts(): object[] | undefined;
   /** Shutdown begins: a host says bye, a gateway closes its WebSockets with 1001. */
   leave(): void;
@@ -59,6 +63,10 @@ export async function startNatsRoles(cfg: NatsConfig, ctx: RolesContext): Promis
   if (cfg.role !== "host") {
     gateway = new NatsGateway(nc, ctx.router, { ...common, lingerMs: cfg.lingerMs });
     gateway.on("plugin", (p) => ctx.metrics.watch(p));
+    for (const m of ctx.natives) {
+      const route = ctx.router.routeOf(m.id);
+      if (route) gateway.addNative(new NexoNatsPlugin(m.id, route.timeoutMs, () => nc));
+    }
     gateway.start();
   }
   watchConnection(
