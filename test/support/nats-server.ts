@@ -18,10 +18,9 @@ export interface NatsServerOptions {
   port?: number;
   /** Largest message payload the server accepts (`max_payload`), in bytes. */
   maxPayload?: number;
-  /** `authorization { user, password }` */
+  /** `authorization { user, password }`, or `authorization { token }` when token is set. */
   user?: string;
   pass?: string;
-  /** `authorization { token }` */
   token?: string;
   /** `cluster { name, listen: 127.0.0.1:port, routes }`; routes are `nats-route://127.0.0.1:P` URLs. */
   cluster?: { name: string; port: number; routes: string[] };
@@ -115,7 +114,6 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
   let child!: ChildProcess;
   let stderr = ""; // tail of the current process's log (nats-server logs to stderr)
   const exited = (c: ChildProcess) => c.exitCode !== null || c.signalCode !== null;
-  const waitExit = (c: ChildProcess) => (exited(c) ? Promise.resolve() : new Promise<void>((r) => c.once("exit", () => r())));
 
   // Ready = the client port (and the route port, for a cluster member) accept TCP connections.
   const ports = opts.cluster ? [port, opts.cluster.port] : [port];
@@ -152,7 +150,7 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
     const c = child;
     if (exited(c)) return;
     c.ref(); // keep the event loop alive until the exit event arrives
-    const done = waitExit(c);
+    const done = new Promise((resolve) => c.once("exit", resolve));
     c.kill(signal);
     const timer = setTimeout(() => c.kill("SIGKILL"), STOP_GRACE_MS);
     await done;
@@ -175,6 +173,15 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
   };
 }
 
+/** Like Promise.all, but lets every promise settle; on a rejection, releases the ones that succeeded, then throws. */
+async function allOrRelease<T>(ps: Promise<T>[], release: (t: T) => Promise<unknown>): Promise<T[]> {
+  const settled = await Promise.allSettled(ps);
+  const ok = settled.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
+  const failed = settled.find((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (failed) await Promise.all(ok.map(release)).then(() => Promise.reject(failed.reason));
+  return ok;
+}
+
 /**
  * n servers in one full-mesh cluster (each routes to all the others). Resolves once all accept
  * connections AND are routed: a subscriber on server 0 receives a message published on each of the
@@ -182,61 +189,43 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
  */
 export async function startNatsCluster(n = 3, opts: Omit<NatsServerOptions, "port" | "cluster"> = {}): Promise<NatsServer[]> {
   const ports = await freePorts(2 * n); // [client ports..., cluster ports...]
-  const clientPort = (i: number) => ports[i] ?? 0;
-  const clusterPort = (i: number) => ports[n + i] ?? 0;
-  const started = await Promise.allSettled(
-    Array.from({ length: n }, (_, i) =>
-      startNatsServer({
-        ...opts,
-        name: `${opts.name ?? "portico-test"}-${i}`,
-        port: clientPort(i),
-        cluster: {
-          name: "portico-test",
-          port: clusterPort(i),
-          routes: Array.from({ length: n }, (_, j) => j)
-            .filter((j) => j !== i)
-            .map((j) => `nats-route://127.0.0.1:${clusterPort(j)}`),
-        },
-      }),
-    ),
+  const clusterPorts = ports.slice(n);
+  const starts = ports.slice(0, n).map((port, i) =>
+    startNatsServer({
+      ...opts,
+      port,
+      name: `${opts.name ?? "portico-test"}-${i}`,
+      cluster: {
+        name: "portico-test",
+        port: clusterPorts[i] ?? 0,
+        routes: clusterPorts.filter((_, j) => j !== i).map((p) => `nats-route://127.0.0.1:${p}`),
+      },
+    }),
   );
-  const servers = started.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
-  try {
-    const failed = started.find((r): r is PromiseRejectedResult => r.status === "rejected");
-    if (failed) throw failed.reason;
-    await waitRouted(servers, opts);
-    return servers;
-  } catch (err) {
-    await Promise.all(servers.map((s) => s.stop()));
-    throw err;
-  }
+  const servers = await allOrRelease(starts, (s) => s.stop());
+  await waitRouted(servers, opts).catch((err) => Promise.all(servers.map((s) => s.stop())).then(() => Promise.reject(err)));
+  return servers;
 }
 
 async function waitRouted(servers: NatsServer[], o: NatsServerOptions): Promise<void> {
-  // No reconnecting: if this fails, the servers are stopped and these clients must not linger.
+  // No reconnecting: on failure the servers are stopped, and these clients must not linger retrying.
   const auth = { user: o.user, pass: o.pass, token: o.token, timeout: 2000, reconnect: false };
-  const settled = await Promise.allSettled(servers.map((s) => connect({ servers: s.url, ...auth })));
-  const conns = settled.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
+  const conns = await allOrRelease(
+    servers.map((s) => connect({ servers: s.url, ...auth })),
+    (c) => c.close(),
+  );
   const [first, ...others] = conns;
   try {
-    const failed = settled.find((r): r is PromiseRejectedResult => r.status === "rejected");
-    if (failed) throw failed.reason;
-    if (!first) return;
+    // Each other server publishes its index until the subscriber on server 0 has heard them all.
+    const subject = `portico.cluster-check.${process.pid}`;
+    const heard = new Set<string>();
+    first?.subscribe(subject, { callback: (_err, m) => void heard.add(m.string()) });
+    await first?.flush();
     const deadline = Date.now() + READY_TIMEOUT_MS;
-    for (const [k, other] of others.entries()) {
-      const subject = `portico.cluster-check.${process.pid}.${k + 1}`;
-      const sub = first.subscribe(subject, { max: 1 });
-      await first.flush();
-      const got = (async () => {
-        for await (const _ of sub) return true;
-        return false;
-      })();
-      let crossed = false;
-      while (!crossed && Date.now() < deadline) {
-        other.publish(subject, "ping");
-        crossed = await Promise.race([got, sleep(100, false)]);
-      }
-      if (!crossed) throw new Error(`nats cluster: no message from server ${k + 1} to server 0 within 5 s (routes not up)`);
+    while (heard.size < others.length) {
+      if (Date.now() > deadline) throw new Error(`nats cluster: server 0 heard only [${[...heard]}] of 1..${others.length} in 5 s`);
+      for (const [k, c] of others.entries()) c.publish(subject, String(k + 1));
+      await sleep(100);
     }
   } finally {
     await Promise.all(conns.map((c) => c.close()));
