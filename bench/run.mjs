@@ -3,7 +3,7 @@
 //
 //   node bench/run.mjs [--quick] [--rounds N] [--duration SEC] [--warmup SEC]
 //                      [--workloads id,id] [--targets id,id] [--no-build] [--settle SEC]
-//                      [--no-gib] [--profile[=DIR]] [--out FILE] [--json FILE]
+//                      [--no-gib] [--no-nats] [--profile[=DIR]] [--out FILE] [--json FILE]
 //
 // Targets (all serve bench/plugins/logic.mjs, on 127.0.0.1 only):
 //   portico-v2  portico → bench/plugins/v2/bench-v2: the logic as a fetch handler on portico's SDK,
@@ -54,6 +54,7 @@ import os from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { natsBench } from "./nats.mjs";
 import { SMALL_BODY } from "./plugins/logic.mjs";
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
@@ -472,6 +473,7 @@ const USAGE = `usage: npm run bench -- [options]
                        CPU load to drop before a run, and re-running a run they disturbed (default
                        45; 10 with --quick; 0 = never wait)
   --no-gib             skip the 1 GiB download/upload through a fresh portico v2 daemon
+  --no-nats            skip the NATS section (bench/nats.mjs: embedded vs gateway + hosts)
   --no-build           skip \`npm run build\`
   --profile[=DIR]      profile the portico daemons and their Node plugins (V8 CPU profiler), print
                        the hot spots; profiles go to DIR (default: a temp directory). RESULTS.md is
@@ -492,6 +494,7 @@ try {
       targets: { type: "string" },
       "no-build": { type: "boolean", default: false },
       "no-gib": { type: "boolean", default: false },
+      "no-nats": { type: "boolean", default: false },
       settle: { type: "string" },
       profile: { type: "string" },
       out: { type: "string" },
@@ -516,6 +519,7 @@ const WARMUP = nonNegativeInt(opts.warmup ?? (QUICK ? "0" : "1"), "--warmup");
 const PROFILE = opts.profile !== undefined;
 const SETTLE = nonNegativeInt(opts.settle ?? (QUICK ? "10" : "45"), "--settle");
 const GIB = !opts["no-gib"];
+const NATS = !opts["no-nats"];
 /** A run during which other processes used more than this share of the machine is "disturbed". */
 const DISTURBED = 0.15;
 const OUT = opts.out ? resolve(opts.out) : PROFILE ? undefined : join(BENCH_DIR, "RESULTS.md");
@@ -1427,6 +1431,8 @@ async function main() {
 
   const gib = GIB && targets.some((t) => t.id === "portico-v2") ? await gibTransfers(ctx, services) : undefined;
   if (gib?.restarted) restarts.push({ target: "portico-v2-fresh", restarted: true });
+  // Across NATS (bench/nats.mjs): its own processes, started after the others are measured.
+  const nats = NATS ? await natsBench({ rounds: ROUNDS, duration: DURATION }) : "";
 
   summarize(pairs);
   const goals = goalsTable(pairs, gib);
@@ -1490,6 +1496,7 @@ async function main() {
       ? `**Warning:** plugins restarted or not ready during the run: ${escapeMd(JSON.stringify(restarts))}`
       : "No plugin restarted during the run.",
     "",
+    nats,
   ].join("\n");
 
   process.stdout.write(`\n${goals.table}\n\n${resultsTable(pairs)}\n\n${sseTable(pairs)}\n\n${gibTable(gib)}\n\n`);
