@@ -67,10 +67,19 @@ export class RemotePlugin extends EventEmitter<PluginEvents> implements Upstream
     return this.#replicas;
   }
 
-  /** The replicas as the latest announcements say; keeps this gateway's in-flight counts. */
+  /**
+   * The replicas as the latest announcements say. A known replica keeps its object: exchanges in
+   * flight on it count down on the object they counted up on.
+   */
   setReplicas(next: Omit<Replica, "inFlight">[]): void {
-    const before = new Map(this.#replicas.map((r) => [r.host, r.inFlight]));
-    this.#replicas = next.map((r) => ({ ...r, inFlight: before.get(r.host) ?? 0 }));
+    const before = new Map(this.#replicas.map((r) => [r.host, r]));
+    this.#replicas = next.map((r) => {
+      const kept = before.get(r.host);
+      if (!kept) return { ...r, inFlight: 0 };
+      kept.name = r.name;
+      kept.info = r.info;
+      return kept;
+    });
     this.goneSince = next.length ? undefined : (this.goneSince ?? Date.now());
     const state = ORDER.find((s) => this.#replicas.some((r) => r.info.state === s)) ?? "stopped";
     if (state !== this.#state) {
