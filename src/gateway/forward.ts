@@ -57,6 +57,8 @@ export function forward(req: IncomingMessage, res: ServerResponse, exchange: Exc
     let headReceived = false;
     /** HEAD, 204 and 304 answers carry no body, whatever the plugin sends. */
     let bodyless = false;
+    /** Body bytes the plugin's Content-Length still announces: at 0 the response ends, END or not. */
+    let remaining: number | undefined;
     /** A response head held for this turn: see `head`. */
     let pending: { flat: string[]; lengthKnown: boolean } | undefined;
     let firstByte: NodeJS.Timeout | undefined;
@@ -78,6 +80,9 @@ export function forward(req: IncomingMessage, res: ServerResponse, exchange: Exc
     const fail = (err: GatewayError) => {
       if (!res.headersSent) return settle(err);
       settle(status);
+      // Everything the head announced was written and the response ended: the client has its
+      // answer, and the connection may carry its next request already. Nothing to cut.
+      if (res.writableEnded) return;
       // What was written may still sit in the socket's cork buffer: let it leave, then cut. The
       // client sees a chunked body without its last chunk, or fewer bytes than announced.
       const socket = res.socket;
@@ -133,7 +138,10 @@ export function forward(req: IncomingMessage, res: ServerResponse, exchange: Exc
         h.flat.push("Content-Length", h.contentLength);
         lengthKnown = true;
         // Node then refuses to send more or fewer bytes than announced instead of corrupting the framing.
-        if (!bodyless) res.strictContentLength = true;
+        if (!bodyless) {
+          res.strictContentLength = true;
+          remaining = Number(h.contentLength);
+        }
       } else if (end && !bodyless) {
         h.flat.push("Content-Length", "0");
       }
@@ -158,7 +166,7 @@ export function forward(req: IncomingMessage, res: ServerResponse, exchange: Exc
 
     const onData = (chunk: Buffer, end: boolean) => {
       if (!end || idle) touch();
-      if (done) return exchange.consumed(chunk.length);
+      if (done || res.writableEnded) return exchange.consumed(chunk.length);
       const whole = pending !== undefined && end;
       if (pending) writePending(end ? chunk.length : undefined);
       try {
@@ -171,7 +179,11 @@ export function forward(req: IncomingMessage, res: ServerResponse, exchange: Exc
           if (bodyless) exchange.consumed(chunk.length);
           else res.write(chunk, () => exchange.consumed(chunk.length));
         }
-        if (end) res.end();
+        if (remaining !== undefined && !bodyless) remaining -= chunk.length;
+        // The announced length is complete: the response is over for the client now. A plugin
+        // that never sends END (or a host that dies just before it) must not hold the response
+        // open, nor later cut a keep-alive connection that has moved on to the next request.
+        if (end || remaining === 0) res.end();
       } catch (err) {
         // The head is stored (headersSent means only that) but maybe not sent: send it, then cut,
         // so the client sees a short body.

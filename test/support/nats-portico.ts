@@ -101,7 +101,7 @@ export async function startGateway(natsUrl: string, toml = ""): Promise<GatewayP
   const proc = run(["--config", file], () => rmSync(dir, { recursive: true, force: true }));
   const url = await until(
     () => {
-      if (proc.child.exitCode !== null) throw new Error(`gateway exited (${proc.child.exitCode}): ${JSON.stringify(proc.logs.slice(-5))}`);
+      if (proc.child.exitCode !== null) throw new Error(`gateway exited (${proc.child.exitCode}): ${JSON.stringify(proc.logs.slice(-25))}`);
       const line = proc.logs.find((l) => typeof l.url === "string" && String(l.msg).startsWith("portico listening"));
       return line?.url as string | undefined;
     },
@@ -118,7 +118,7 @@ export async function startHost(natsUrl: string, plugins: PluginSpec[], toml = "
   const proc = run(["--config", file], cleanup);
   await until(
     () => {
-      if (proc.child.exitCode !== null) throw new Error(`host exited (${proc.child.exitCode}): ${JSON.stringify(proc.logs.slice(-5))}`);
+      if (proc.child.exitCode !== null) throw new Error(`host exited (${proc.child.exitCode}): ${JSON.stringify(proc.logs.slice(-25))}`);
       return proc.logs.some((l) => String(l.msg).startsWith("portico host running")) || undefined;
     },
     20_000,
