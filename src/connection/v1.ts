@@ -19,7 +19,7 @@ const WHOLE_LINE_BODY = 64 * 1024;
 const NEXO_TS_SDK_MAX_FRAME = 1024 * 1024;
 const RESOLVED = Promise.resolve();
 
-export class V1Codec {
+export class V1Codec implements V1Carrier {
   readonly protocol = 1;
   readonly #pluginId: string;
   readonly #outbox: LineOutbox;
@@ -124,15 +124,26 @@ export class V1Codec {
 }
 
 /** A body sent chunked by the client reaches a v1 plugin whole: it gets the Content-Length. */
-function withLength(headers: HeaderList, length: number): HeaderList {
+export function withLength(headers: HeaderList, length: number): HeaderList {
   if (length === 0) return headers;
   for (const [k] of headers) if (k.length === 14 && k.toLowerCase() === "content-length") return headers;
   return [...headers, ["Content-Length", String(length)]];
 }
 
-class V1Exchange implements Exchange {
+/**
+ * What carries a v1 exchange's whole request to the plugin and its reply back: the stdio codec, or
+ * NATS for a nexo plugin that talks it itself (src/nats/nexo-plugin.ts).
+ */
+export interface V1Carrier {
+  /** Sends the request; returns what names the wait for its reply (undefined: failed at once). */
+  _send(exchange: V1Exchange, head: RequestHead, body: Buffer[], size: number): string | undefined;
+  /** The exchange is over, however it ended. */
+  _closed(exchange: V1Exchange, inbox: string | undefined): void;
+}
+
+export class V1Exchange implements Exchange {
   events: ExchangeEvents = IGNORE_EVENTS;
-  readonly #codec: V1Codec;
+  readonly #codec: V1Carrier;
   readonly #head: RequestHead;
   #parts: Buffer[] = [];
   #size = 0;
@@ -140,7 +151,7 @@ class V1Exchange implements Exchange {
   #sent = false;
   #closed = false;
 
-  constructor(codec: V1Codec, head: RequestHead) {
+  constructor(codec: V1Carrier, head: RequestHead) {
     this.#codec = codec;
     this.#head = head;
   }

@@ -172,7 +172,7 @@ export class NatsGateway extends EventEmitter<GatewayRoleEvents> implements Link
     const known = this.#hosts.get(host);
     // No responders: the host's subscription is gone (its process, or its connection).
     if (msg.headers?.code === 503) {
-      known?.link?.break(`unreachable: host ${host} is gone`, false);
+      known?.link?.break(`host ${host} is gone (no responders)`, false, "unreachable");
       this.#drop(host, "no responders on its link");
       return;
     }

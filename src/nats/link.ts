@@ -67,9 +67,10 @@ export class Link {
 
   /**
    * Ends the link: every stream on it ends with `reason`. `tellPeer`: send "broken" so the other
-   * side ends its half at once instead of noticing later.
+   * side ends its half at once instead of noticing later. `code`: what the streams' onReset hears
+   * ("unreachable": NATS said nobody is there, the host has not seen what was last sent).
    */
-  break(reason: string, tellPeer = true): void {
+  break(reason: string, tellPeer = true, code: "gone" | "unreachable" = "gone"): void {
     if (this.#broken) return;
     this.#broken = reason;
     this.#sender.stop();
@@ -80,7 +81,7 @@ export class Link {
         // The connection is gone: the peer notices by itself.
       }
     }
-    this.session.fail(new Error(reason));
+    this.session.fail(new Error(reason), code);
     this.#opts.onBroken(reason);
   }
 }

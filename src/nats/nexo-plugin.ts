@@ -2,17 +2,16 @@
  * A nexo plugin that talks NATS itself (NEXO-COMPAT.md "Over NATS"): no host, no child process. A
  * gateway given its manifest (a `[plugin.http]` section and no entrypoint command) serves its
  * prefix by sending each request, whole, as a NATS request on `plugin.<id>.http.request` and
- * answering with the reply: nexo's v1 exchange, buffered and base64, over NATS instead of stdio.
+ * answering with the reply: the same v1 exchange as a stdio child's (src/connection/v1.ts), with
+ * NATS carrying it instead of stdin and stdout.
  */
-import { randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
 import type { NatsConnection } from "@nats-io/transport-node";
+import { V1Exchange, withLength } from "../connection/v1.js";
 import { GatewayError } from "../errors.js";
-import { type Exchange, type ExchangeEvents, IGNORE_EVENTS, type RequestHead, type Upstream } from "../exchange/index.js";
+import type { Exchange, RequestHead, Upstream } from "../exchange/index.js";
 import type { PluginEvents, PluginState, PluginStatus } from "../host/plugin.js";
-import { decodeReply, encodeMessage, requestTopic } from "../protocol/v1.js";
-
-const RESOLVED = Promise.resolve();
+import { encodeMessage, newInbox, requestTopic } from "../protocol/v1.js";
 
 export class NexoNatsPlugin extends EventEmitter<PluginEvents> implements Upstream {
   readonly id: string;
@@ -20,7 +19,7 @@ export class NexoNatsPlugin extends EventEmitter<PluginEvents> implements Upstre
   readonly #nc: () => NatsConnection | undefined;
   /** The request's time limit on NATS: past it the gateway has answered 504 already. */
   readonly #timeoutMs: number;
-  #inFlight = 0;
+  readonly #open = new Set<V1Exchange>();
   #state: PluginState = "ready";
   #lastError: string | null = null;
 
@@ -36,39 +35,63 @@ export class NexoNatsPlugin extends EventEmitter<PluginEvents> implements Upstre
   }
 
   get inFlight(): number {
-    return this.#inFlight;
+    return this.#open.size;
   }
 
   open(head: RequestHead, end: boolean): Exchange {
     const nc = this.#nc();
     if (!nc || nc.isClosed()) throw new GatewayError("plugin_unavailable", "no connection to NATS", { retryAfter: 1 });
-    this.#inFlight++;
-    const exchange = new NexoNatsExchange(
-      head,
-      (body) => this.#request(nc, head, body),
-      () => this.#inFlight--,
-    );
+    const exchange = new V1Exchange(this, head);
+    this.#open.add(exchange);
     if (end) exchange.end();
     return exchange;
   }
 
-  async #request(nc: NatsConnection, head: RequestHead, body: Buffer): Promise<unknown> {
-    const req = { method: head.method, path: head.path, query: head.query, headers: head.headers, body_base64: body.toString("base64") };
-    const msg = encodeMessage(this.id, `_inbox.${randomUUID()}`, req);
-    try {
-      const reply = await nc.request(requestTopic(this.id), msg, { timeout: this.#timeoutMs + 1000 });
-      this.#setState("ready", null);
-      return JSON.parse(reply.string()) as unknown;
-    } catch (err) {
-      const e = err as Error & { name?: string };
-      // Nobody subscribed: like a plugin that is not running.
-      if (/no responders/i.test(e.message) || e.name === "NoRespondersError") {
-        this.#setState("stopped", "no responders on its subject");
-        throw new GatewayError("plugin_unavailable", `no responders on ${requestTopic(this.id)}`, { retryAfter: 1 });
-      }
-      if (err instanceof SyntaxError) throw new GatewayError("bad_reply", "reply is not JSON");
-      throw new GatewayError("plugin_unavailable", e.message, { retryAfter: 1 });
+  /** @internal The whole request, as nexo sends it over NATS; the reply goes back to the exchange. */
+  _send(exchange: V1Exchange, head: RequestHead, body: Buffer[], size: number): string | undefined {
+    const nc = this.#nc();
+    if (!nc || nc.isClosed()) {
+      exchange._fail(new GatewayError("plugin_unavailable", "no connection to NATS", { retryAfter: 1 }));
+      return undefined;
     }
+    const inbox = newInbox();
+    const headers = withLength(head.headers, size);
+    const req = {
+      method: head.method,
+      path: head.path,
+      query: head.query,
+      headers,
+      body_base64: Buffer.concat(body, size).toString("base64"),
+    };
+    nc.request(requestTopic(this.id), encodeMessage(this.id, inbox, req), { timeout: this.#timeoutMs + 1000 }).then(
+      (reply) => {
+        this.#setState("ready", null);
+        let message: unknown;
+        try {
+          message = JSON.parse(reply.string());
+        } catch {
+          return exchange._fail(new GatewayError("bad_reply", "reply is not JSON"));
+        }
+        // Over NATS the reply is the Message itself: where a stdio reply's event holds it.
+        exchange._reply({ payload: message });
+      },
+      (err: Error) => exchange._fail(this.#failure(err)),
+    );
+    return inbox;
+  }
+
+  /** @internal */
+  _closed(exchange: V1Exchange): void {
+    this.#open.delete(exchange);
+  }
+
+  #failure(err: Error): GatewayError {
+    // Nobody subscribed: like a plugin that is not running.
+    if (/no responders/i.test(err.message) || err.name === "NoRespondersError") {
+      this.#setState("stopped", "no responders on its subject");
+      return new GatewayError("plugin_unavailable", `no responders on ${requestTopic(this.id)}`, { retryAfter: 1 });
+    }
+    return new GatewayError("plugin_unavailable", err.message, { retryAfter: 1 });
   }
 
   #setState(state: PluginState, why: string | null): void {
@@ -85,83 +108,11 @@ export class NexoNatsPlugin extends EventEmitter<PluginEvents> implements Upstre
       state: this.#state,
       pid: null,
       restarts: 0,
-      inFlight: this.#inFlight,
+      inFlight: this.#open.size,
       protocol: 1,
       lastExit: this.#lastError,
       nextAttemptAt: null,
       transport: "nats",
     };
-  }
-}
-
-class NexoNatsExchange implements Exchange {
-  events: ExchangeEvents = IGNORE_EVENTS;
-  readonly blocked = false;
-  readonly #send: (body: Buffer) => Promise<unknown>;
-  readonly #done: () => void;
-  #parts: Buffer[] = [];
-  #sent = false;
-  #closed = false;
-
-  constructor(_head: RequestHead, send: (body: Buffer) => Promise<unknown>, done: () => void) {
-    this.#send = send;
-    this.#done = done;
-  }
-
-  get closed(): boolean {
-    return this.#closed;
-  }
-
-  write(chunk: Buffer): Promise<void> {
-    if (!this.#sent && !this.#closed) this.#parts.push(chunk);
-    return RESOLVED;
-  }
-
-  end(): void {
-    if (this.#sent || this.#closed) return;
-    this.#sent = true;
-    const body = Buffer.concat(this.#parts);
-    this.#parts = [];
-    this.#send(body).then(
-      (reply) => {
-        if (this.#closed) return;
-        let r: ReturnType<typeof decodeReply>;
-        try {
-          r = decodeReply({ payload: reply });
-        } catch (err) {
-          return this.#fail(err as GatewayError);
-        }
-        this.#close();
-        this.events.head({ status: r.status, headers: r.headers }, false);
-        this.events.data(r.body, true);
-      },
-      (err: GatewayError) => this.#fail(err),
-    );
-  }
-
-  sendWs(): Promise<void> {
-    return RESOLVED;
-  }
-
-  consumed(): void {}
-
-  reset(): void {
-    this.#close();
-  }
-
-  finish(): void {
-    this.#close();
-  }
-
-  #fail(err: GatewayError): void {
-    if (this.#closed) return;
-    this.#close();
-    this.events.error(err);
-  }
-
-  #close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#done();
   }
 }

@@ -33,11 +33,10 @@ const HOST_ERRORS = new Set<GatewayErrorCode>(["plugin_unavailable", "overloaded
 
 /** A link ended under the exchange ("gone"), or the host refused it, or its plugin reset it. */
 function remoteError(code: string, message: string | undefined, detail: Record<string, unknown>): GatewayError {
-  if (code === "gone") {
-    // Nobody was there to take it: like a plugin that is not running. Else it died on the way.
-    if (message?.startsWith("unreachable")) return new GatewayError("plugin_unavailable", message, { retryAfter: 1 });
-    return new GatewayError("plugin_crashed", message);
-  }
+  // Nobody was there to take it: like a plugin that is not running.
+  if (code === "unreachable") return new GatewayError("plugin_unavailable", message, { retryAfter: 1 });
+  // The link ended under it: the host died (or was cut off) with the exchange in flight.
+  if (code === "gone") return new GatewayError("plugin_crashed", message);
   const named = detail.error as GatewayErrorCode;
   if (HOST_ERRORS.has(named)) {
     const retryAfter = typeof detail.retryAfter === "number" ? detail.retryAfter : undefined;

@@ -19,7 +19,7 @@ export const BROKEN_SEQ = 0xffffffff;
 
 /** Bytes of session output per message at most: what max_payload leaves after the header. */
 export function messageRoom(maxPayload: number): number {
-  return Math.max(1024, maxPayload - WIRE_HEADER);
+  return Math.max(1, maxPayload - WIRE_HEADER);
 }
 
 /** Batches what a session writes in one turn into numbered messages. */

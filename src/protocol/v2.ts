@@ -207,11 +207,14 @@ export class Session implements StreamOwner {
     this.write([jsonFrame(FrameType.RPC, 0, 0, msg)]);
   }
 
-  /** Every open stream ends with `err` (transport closed, process died). */
-  fail(err: Error): void {
+  /**
+   * Every open stream ends with `err` (transport closed, process died); their onReset hears
+   * `code` ("gone", or a carrier's own, such as a link's "unreachable").
+   */
+  fail(err: Error, code = "gone"): void {
     if (this.#failed) return;
     this.#failed = err;
-    for (const s of [...this.#streams.values()]) s._terminate("gone", err.message);
+    for (const s of [...this.#streams.values()]) s._terminate(code, err.message);
     this.#streams.clear();
     this.drained();
   }

@@ -11,6 +11,7 @@ import { type Agent, request } from "node:http";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import WebSocket from "ws";
+import { collectLogLines } from "../support/log-lines.js";
 import { type PluginSpec, pluginsDir } from "../support/portico.js";
 
 const BIN = fileURLToPath(new URL("../../bin/portico.js", import.meta.url));
@@ -38,19 +39,7 @@ export async function startDaemon(plugins: PluginSpec[], toml = ""): Promise<Dae
   // The inspector (loopback, ephemeral port) lets the corpus ask for a full GC before it reads RSS.
   const child = spawn(process.execPath, ["--inspect=127.0.0.1:0", BIN, "serve", "--config", config], { stdio: ["ignore", "pipe", "pipe"] });
   const logs: Record<string, unknown>[] = [];
-  let pending = "";
-  child.stdout.on("data", (chunk: Buffer) => {
-    pending += chunk.toString();
-    for (let nl = pending.indexOf("\n"); nl >= 0; nl = pending.indexOf("\n")) {
-      const line = pending.slice(0, nl);
-      pending = pending.slice(nl + 1);
-      try {
-        logs.push(JSON.parse(line) as Record<string, unknown>);
-      } catch {
-        logs.push({ msg: line });
-      }
-    }
-  });
+  child.stdout.on("data", collectLogLines(logs));
   let stderr = "";
   child.stderr.on("data", (c: Buffer) => {
     stderr += c.toString();

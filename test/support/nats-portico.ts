@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { collectLogLines, type LogLine } from "./log-lines.js";
 import { type PluginSpec, pluginsDir } from "./portico.js";
 
 const BIN = fileURLToPath(new URL("../../bin/portico.js", import.meta.url));
@@ -36,20 +37,8 @@ process.on("exit", () => {
 function run(args: string[], cleanup: () => void): Proc {
   const child = spawn(process.execPath, [BIN, "serve", ...args], { stdio: ["ignore", "pipe", "pipe"] });
   live.add(child);
-  const logs: Record<string, unknown>[] = [];
-  let pending = "";
-  const onOutput = (chunk: Buffer) => {
-    pending += chunk.toString();
-    for (let nl = pending.indexOf("\n"); nl >= 0; nl = pending.indexOf("\n")) {
-      const line = pending.slice(0, nl);
-      pending = pending.slice(nl + 1);
-      try {
-        logs.push(JSON.parse(line) as Record<string, unknown>);
-      } catch {
-        logs.push({ msg: line });
-      }
-    }
-  };
+  const logs: LogLine[] = [];
+  const onOutput = collectLogLines(logs);
   child.stdout?.on("data", onOutput);
   child.stderr?.on("data", onOutput);
   const exited = new Promise<number | null>((resolve) =>
