@@ -219,7 +219,7 @@ export async function natsBench({ rounds = 3, duration = 5, log = (s) => process
     "",
     `Median of ${rounds} interleaved rounds of ${duration} s (wrk, 127.0.0.1), the bench plugin over protocol v2; every`,
     "process shares the same cores (replicas and gateways on one machine add resilience, not cores).",
-    "⚠: some requests failed in a round.",
+    "A ⚠ beside a figure: some requests failed in one of its rounds (none here means none failed).",
     "",
     head,
     sep,
