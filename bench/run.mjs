@@ -8,8 +8,10 @@
 // Targets (all serve bench/plugins/logic.mjs, on 127.0.0.1 only):
 //   portico-v2  portico → bench/plugins/v2/bench-v2: the logic as a fetch handler on portico's SDK,
 //               protocol v2 (binary frames, streamed bodies, WebSockets);
-//   portico-v1  portico → bench/plugins/v1/bench-v1: the same plugin forced to protocol v1, the
-//               seed's design (JSON lines, base64 bodies, buffered);
+//   portico-v1  portico → bench/plugins/v1/bench-v1: the same plugin forced to protocol v1, nexo's
+//               wire (JSON lines, base64 bodies, buffered);
+//   seed        nexo's design itself (bench/seed-model/gateway.mjs) → the same v1 plugin: what a
+//               nexo plugin costs under the host it was written for;
 //   nginx       nginx (Debian package, started here with a generated config) → the logic on a
 //               plain node:http server (bench/direct-server.mjs) on its own port;
 //   direct      another bench/direct-server.mjs, hit directly (the baseline).
@@ -40,10 +42,12 @@ import { spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
 import {
   accessSync,
+  closeSync,
   existsSync,
   constants as fsConstants,
   mkdirSync,
   mkdtempSync,
+  openSync,
   readdirSync,
   readFileSync,
   rmSync,
@@ -84,12 +88,16 @@ const SERVICES = {
     needs: ["upstream"],
     start: (ctx, services) => startNginx(ctx, services.upstream),
   },
+  seed: {
+    label: "nexo's design: bench/seed-model/gateway.mjs serving bench/plugins/v1/bench-v1",
+    start: (ctx) => startSeed(ctx),
+  },
   "portico-v2": {
-    label: "portico serve --plugins bench/plugins/v2 --log-level warn",
+    label: "portico serve --plugins bench/plugins/v2 (access log on, to a file)",
     start: (ctx) => startPortico(ctx, "portico-v2", join(BENCH_DIR, "plugins", "v2")),
   },
   "portico-v1": {
-    label: "portico serve --plugins bench/plugins/v1 --log-level warn",
+    label: "portico serve --plugins bench/plugins/v1 (access log on, to a file)",
     start: (ctx) => startPortico(ctx, "portico-v1", join(BENCH_DIR, "plugins", "v1")),
   },
 };
@@ -105,6 +113,29 @@ async function startDirectServer(ctx, name) {
   );
   const port = await waitForLine(proc, /^listening (\d+)$/m, 10_000, `${name} server`).then((m) => Number(m[1]));
   return { baseUrl: `http://${HOST}:${port}`, port, proc };
+}
+
+/** nexo's design (bench/seed-model): the same nexo plugin as portico-v1, under its own host. */
+async function startSeed(ctx) {
+  const port = await freePort();
+  const plugin = join(BENCH_DIR, "plugins", "v1", "bench-v1");
+  const proc = ctx.spawnChild("seed", process.execPath, [join(BENCH_DIR, "seed-model", "gateway.mjs"), `${HOST}:${port}`, plugin], {
+    cwd: ROOT,
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  const baseUrl = `http://${HOST}:${port}`;
+  // It opens its port once the plugin is initialized, and has no /health.
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const ok = await fetch(`${baseUrl}/v1/small`).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (ok) break;
+    if (proc.exitCode !== null || Date.now() > deadline) throw new Error(`the seed gateway did not start\n${proc.stderrTail.join("\n")}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { baseUrl, proc, refresh: async () => undefined, health: async () => undefined };
 }
 
 async function startPortico(ctx, name, pluginsDir) {
@@ -130,9 +161,13 @@ async function startPortico(ctx, name, pluginsDir) {
     "--listen",
     `${HOST}:${port}`,
     "--log-level",
-    "warn",
+    "info",
   ];
-  const proc = ctx.spawnChild(name, process.execPath, args, { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
+  // The access log on, as nginx's is: one JSON line per request, to a file (not a pipe the bench
+  // would have to drain).
+  const logFd = openSync(join(dirname(config), "portico.log"), "a");
+  const proc = ctx.spawnChild(name, process.execPath, args, { cwd: ROOT, env, stdio: ["ignore", logFd, "pipe"] });
+  closeSync(logFd);
   const baseUrl = `http://${HOST}:${port}`;
   const health = await waitForHealth(proc, `${baseUrl}/health`, 30_000);
   const svc = {
@@ -194,7 +229,8 @@ function findNginx() {
  *  - /events: proxy_buffering off, so each SSE event is passed on as it comes;
  *  - /ws: the Upgrade/Connection headers that let nginx tunnel a WebSocket;
  *  - keepalive_requests high on both sides (the default 1000 would make wrk reconnect);
- *  - worker_processes auto (Debian's default: one per core), no access log.
+ *  - worker_processes auto (Debian's default: one per core), its default access log (to a file),
+ *    as portico's is on.
  */
 function nginxConfig({ dir, port, upstreamPort }) {
   const common = ["proxy_pass http://app;", "proxy_http_version 1.1;", "proxy_set_header Host $http_host;"];
@@ -205,7 +241,7 @@ pid ${dir}/nginx.pid;
 error_log ${dir}/error.log warn;
 events { worker_connections 4096; }
 http {
-  access_log off;
+  access_log ${dir}/access.log;
   client_body_temp_path ${dir}/client_body;
   proxy_temp_path ${dir}/proxy;
   fastcgi_temp_path ${dir}/fastcgi;
@@ -306,8 +342,18 @@ const TARGETS = [
     roles: (s) => ({ proxy: [s.proc.pid], app: treeOf(s.plugins.get("bench_v2")) }),
   },
   {
+    id: "seed",
+    label: "nexo's design (seed model) → same nexo plugin as portico v1",
+    service: "seed",
+    prefix: "/v1",
+    roles: (s) => ({ proxy: [s.proc.pid], app: treeOf(s.proc.pid).slice(1) }),
+    notApplicable: {
+      "ws-echo": "n/a: nexo's design cannot carry a WebSocket",
+    },
+  },
+  {
     id: "portico-v1",
-    label: "portico v1 (seed design) → SDK plugin",
+    label: "portico v1 → same plugin on nexo's wire",
     service: "portico-v1",
     plugin: "bench_v1",
     prefix: "/v1",
@@ -446,14 +492,72 @@ const WORKLOADS = [
   },
 ];
 
-/** The issue's targets for protocol v2, as ratios in the same run. */
+/**
+ * Issue 7's targets, as ratios in the same run. `metric`: "figure" (throughput, higher is better:
+ * ratio ≥ min) or a latency percentile ("p50", "p99": lower is better, ratio ≤ max).
+ */
+const BODIES = ["get-1m", "post-1m-echo", "get-64m", "post-64m-count"];
 const GOALS = [
-  { text: "small GETs (v2) at least as fast as the nginx path", workloads: ["get-small-c64", "get-small-c1"], vs: "nginx", min: 1.0 },
   {
-    text: "large bodies (v2) at least 0.7× the direct path's throughput",
-    workloads: ["get-1m", "post-1m-echo", "get-64m", "post-64m-count"],
+    text: "small GETs (v2) at least nginx's rate",
+    target: "portico-v2",
+    workloads: ["get-small-c64", "get-small-c1"],
+    vs: "nginx",
+    min: 1.0,
+  },
+  {
+    text: "small GETs (v1) at least nginx's rate",
+    target: "portico-v1",
+    workloads: ["get-small-c64", "get-small-c1"],
+    vs: "nginx",
+    min: 1.0,
+  },
+  {
+    text: "a nexo v1 plugin at least as fast as nexo's design",
+    target: "portico-v1",
+    workloads: ["get-small-c64", "get-small-c1", ...BODIES],
+    vs: "seed",
+    min: 1.0,
+  },
+  { text: "1 MiB bodies (v2) at least 0.5× direct", target: "portico-v2", workloads: ["get-1m", "post-1m-echo"], vs: "direct", min: 0.5 },
+  {
+    text: "64 MiB bodies (v2) at least 0.8× direct",
+    target: "portico-v2",
+    workloads: ["get-64m", "post-64m-count"],
     vs: "direct",
-    min: 0.7,
+    min: 0.8,
+  },
+  {
+    text: "small GETs (v2): p50 latency no worse than nginx's",
+    target: "portico-v2",
+    workloads: ["get-small-c64"],
+    vs: "nginx",
+    metric: "p50",
+    max: 1.0,
+  },
+  {
+    text: "small GETs (v2): p99 latency no worse than nginx's",
+    target: "portico-v2",
+    workloads: ["get-small-c64"],
+    vs: "nginx",
+    metric: "p99",
+    max: 1.0,
+  },
+  {
+    text: "small GETs (v1): p50 latency no worse than nginx's",
+    target: "portico-v1",
+    workloads: ["get-small-c64"],
+    vs: "nginx",
+    metric: "p50",
+    max: 1.0,
+  },
+  {
+    text: "small GETs (v1): p99 latency no worse than nginx's",
+    target: "portico-v1",
+    workloads: ["get-small-c64"],
+    vs: "nginx",
+    metric: "p99",
+    max: 1.0,
   },
 ];
 const RSS_GOAL_MIB = 100;
@@ -675,8 +779,8 @@ async function waitForHealth(proc, url, timeoutMs) {
   let exited;
   proc.on("exit", (code, signal) => (exited = signal ?? code));
   // portico logs at warn: anything on stdout/stderr is worth seeing if it fails.
-  proc.stdout.setEncoding("utf8");
-  proc.stdout.on("data", proc.keepTail);
+  proc.stdout?.setEncoding("utf8");
+  proc.stdout?.on("data", proc.keepTail);
   let last;
   while (Date.now() < deadline) {
     if (exited !== undefined) throw new Error(`portico exited (${exited}) before it was ready\n${proc.stderrTail.join("\n")}`);
@@ -1260,25 +1364,24 @@ function gibTable(gib) {
 }
 
 function goalsTable(pairs, gib) {
-  const out = ["| target (protocol v2) | workload | measured | ratio | needed | result |", "|---|---|---:|---:|---:|---|"];
+  const out = ["| target | workload | measured | ratio | needed | result |", "|---|---|---:|---:|---:|---|"];
   const verdicts = [];
   for (const g of GOALS) {
     for (const wid of g.workloads) {
-      const p = pairs.find((q) => q.workload.id === wid && q.target.id === "portico-v2");
+      const p = pairs.find((q) => q.workload.id === wid && q.target.id === g.target);
       const base = pairs.find((q) => q.workload.id === wid && q.target.id === g.vs);
       if (!p || !base) continue;
       const w = p.workload;
-      const ratio = p.failed || base.failed ? NaN : g.vs === "nginx" ? p.summary.vsNginx : p.summary.vsDirect;
-      const pass = ratio >= g.min;
-      const result = !Number.isFinite(ratio)
-        ? "**MISS** (failed)"
-        : pass
-          ? "PASS"
-          : `**MISS** (short by ${((1 - ratio / g.min) * 100).toFixed(0)}%)`;
+      const latency = g.metric === "p50" || g.metric === "p99";
+      const value = (q) => (latency ? q.summary[g.metric] : q.summary.figure);
+      const ratio = p.failed || base.failed ? NaN : value(p) / value(base);
+      const pass = latency ? ratio <= g.max : ratio >= g.min;
+      const short = latency ? `over by ${((ratio / g.max - 1) * 100).toFixed(0)}%` : `short by ${((1 - ratio / g.min) * 100).toFixed(0)}%`;
+      const result = !Number.isFinite(ratio) ? "**MISS** (failed)" : pass ? "PASS" : `**MISS** (${short})`;
+      const shown = (q) => (latency ? `${g.metric} ${fmtMs(value(q))}` : fmtFigure(w, value(q)));
       verdicts.push({ goal: g.text, workload: wid, ratio, pass });
-      out.push(
-        `| ${g.text} | ${w.label} | ${fmtFigure(w, p.summary.figure)} vs ${g.vs} ${fmtFigure(w, base.summary.figure)} | ${fmtRatio(ratio)} | ≥ ${g.min.toFixed(2)}× ${g.vs} | ${result} |`,
-      );
+      const needed = latency ? `≤ ${g.max.toFixed(2)}× ${g.vs}` : `≥ ${g.min.toFixed(2)}× ${g.vs}`;
+      out.push(`| ${g.text} | ${w.label} | ${shown(p)} vs ${g.vs} ${shown(base)} | ${fmtRatio(ratio)} | ${needed} | ${result} |`);
     }
   }
   for (const r of gib?.rows ?? []) {
@@ -1451,7 +1554,7 @@ async function main() {
     `- shared-machine guard: waited ${(settle.waitedMs / 1000).toFixed(0)} s in total for other processes to go quiet before runs, re-ran ${settle.reruns} disturbed run(s) (budget --settle ${SETTLE} s)`,
     `- load: \`wrk -t1 -cN -dDs --latency\` for small requests and 1 MiB bodies; bench/load-client.mjs (Node, its own process) for 64 MiB bodies, SSE and WebSocket echo; all on 127.0.0.1, sharing the machine's cores with the servers`,
     "",
-    "## Targets (issue 3, protocol v2)",
+    "## Targets (issue 7)",
     "",
     goals.table,
     "",
@@ -1459,7 +1562,7 @@ async function main() {
     "",
     resultsTable(pairs),
     "",
-    `- Targets: **direct** = the logic (bench/plugins/logic.mjs) on a plain node:http server (bench/direct-server.mjs), hit directly; **nginx** = nginx ${versions.nginx} (worker_processes auto, upstream keepalive, HTTP/1.1, request bodies streamed; config generated by bench/run.mjs) in front of a second such server; **portico v2** = the portico daemon in front of the same logic as a fetch handler on portico's SDK (bench/plugins/plugin.mjs), protocol v2; **portico v1** = the same plugin forced to protocol v1 (\`serve({ protocol: 1 })\`: JSON lines, base64, buffered), the seed's design. Each portico target has its own daemon.`,
+    `- Targets: **direct** = the logic (bench/plugins/logic.mjs) on a plain node:http server (bench/direct-server.mjs), hit directly; **nginx** = nginx ${versions.nginx} (worker_processes auto, upstream keepalive, HTTP/1.1, request bodies streamed; config generated by bench/run.mjs) in front of a second such server; **portico v2** = the portico daemon in front of the same logic as a fetch handler on portico's SDK (bench/plugins/plugin.mjs), protocol v2; **portico v1** = the same plugin forced to protocol v1 (\`serve({ protocol: 1 })\`: JSON lines, base64, buffered), nexo's wire; **nexo's design** = bench/seed-model/gateway.mjs (a Node model of nexo's host: one JSON line per request, base64, buffered) serving that same v1 plugin. Each portico target has its own daemon, with its access log on (to a file), as nginx's is.`,
     "- throughput: median over the rounds. Small requests and WebSocket: req/s (messages/s: one message and its echo). Bulk: MB/s (10⁶ B/s) of body bytes in one direction (echo moves as much again the other way), with the req/s behind it. × direct, × nginx: ratios of that figure to the direct and nginx rows of the same workload in this run.",
     "- p50, p99: medians over the rounds of each run's percentiles, from `wrk --latency`, or from the load client (per transfer for 64 MiB bodies, per round trip for WebSocket).",
     "- server CPU per request: user+system CPU (from /proc) of the proxy (portico daemon; nginx master+workers) and of the app (the plugin process; the node:http server) during the run, divided by the requests (or messages) completed.",

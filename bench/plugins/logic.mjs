@@ -82,10 +82,11 @@ const stripPrefix = (pathname, prefix) =>
  * The logic as one fetch handler. `upgradeWebSocket` is the SDK's (passed in, so this module
  * does not depend on portico).
  */
-export function makeFetchHandler({ upgradeWebSocket } = {}) {
+export function makeFetchHandler({ upgradeWebSocket, prefix = "" } = {}) {
   return async function fetchHandler(request) {
     const url = new URL(request.url);
-    const r = route(request.method, stripPrefix(url.pathname, request.headers.get("x-forwarded-prefix") ?? ""), url.searchParams);
+    // portico names the mount prefix; a host that doesn't (nexo's design) leaves the one we were given.
+    const r = route(request.method, stripPrefix(url.pathname, request.headers.get("x-forwarded-prefix") ?? prefix), url.searchParams);
     switch (r.kind) {
       case "small":
         return new Response(SMALL, { headers: { "content-type": TEXT } });
