@@ -319,6 +319,22 @@ test("serve: a port already taken is an error (exit ≠ 0), and no plugin is lef
   }
 });
 
+test("serve --nats to a server nobody runs: one plain line naming it, exit 1, and no plugin left running", async () => {
+  const closed = createServer();
+  await new Promise<void>((r) => closed.listen(0, "127.0.0.1", r));
+  const port = (closed.address() as { port: number }).port;
+  await new Promise<void>((r) => closed.close(() => r()));
+  const pidfile = join(cwd, "nats-down.pids");
+  const d = dir([{ id: "alpha", env: { FIXTURE_PIDFILE: pidfile } }]);
+  const r = await run(["serve", "--plugins", d, "--nats", `nats://127.0.0.1:${port}`, "--role", "host"]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, new RegExp(`portico: cannot connect to NATS at nats://127\\.0\\.0\\.1:${port}: .*Is nats-server running there`));
+  assert.doesNotMatch(r.stderr, /\n\s+at /, "no stack trace");
+  for (const pid of readFileSync(pidfile, "utf8").split("\n").filter(Boolean).map(Number)) {
+    await until(() => !alive(pid), 3000, `plugin ${pid} to be gone`);
+  }
+});
+
 test("--config: settings from portico.toml, flags override them", async () => {
   const base = mkdtempSync(join(tmpdir(), "portico-config-test-"));
   cleanups.push(() => rmSync(base, { recursive: true, force: true }));

@@ -18,7 +18,7 @@ import {
   type ManifestProblem,
   type PluginManifest,
 } from "../manifest/index.js";
-import { DEFAULT_NATS, NATS_ROLES, type NatsRole } from "../nats/config.js";
+import { DEFAULT_NATS, NATS_ROLES, NatsConnectError, type NatsRole } from "../nats/config.js";
 import { DEFAULT_RESERVED_PREFIXES, Router } from "../router/index.js";
 
 const USAGE = `usage:
@@ -141,7 +141,14 @@ async function serve(args: string[]): Promise<number> {
   // A promise someone forgot to catch is a bug to log, not a reason to drop every client and plugin.
   process.on("unhandledRejection", (err) => log.error({ err }, "unhandled promise rejection (a bug: please report it)"));
 
-  await portico.start();
+  try {
+    await portico.start();
+  } catch (err) {
+    // Plugins may be running already (a host that then can't reach NATS): their pipes would keep
+    // this process alive, serving nothing. Stop them before reporting.
+    await portico.close();
+    throw err;
+  }
   if (role === "host") {
     // A host opens no public port: gateways reach its plugins through NATS.
     log.info({ plugins: [...portico.plugins.keys()] }, "portico host running; no public port");
@@ -252,6 +259,9 @@ main(process.argv.slice(2)).then(
     if (err instanceof UsageError) {
       process.stderr.write(`portico: ${err.message}\n\n${USAGE}`);
       process.exitCode = 2;
+    } else if (err instanceof NatsConnectError) {
+      process.stderr.write(`portico: ${err.message}\n`);
+      process.exitCode = 1;
     } else if (err instanceof ConfigError) {
       process.stderr.write(`portico: bad configuration\n${err.message}\n`);
       process.exitCode = 2;

@@ -34,3 +34,8 @@ export const DEFAULT_NATS: Omit<NatsConfig, "url" | "role"> = {
   peerTimeoutMs: 3000,
   lingerMs: 60_000,
 };
+
+/** The first connection to NATS failed: said plainly, without a stack. */
+export class NatsConnectError extends Error {
+  override name = "NatsConnectError";
+}

@@ -6,9 +6,9 @@
 import { readFileSync } from "node:fs";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "../log.js";
-import type { NatsConfig } from "./config.js";
+import { type NatsConfig, NatsConnectError } from "./config.js";
 
-export { DEFAULT_NATS, NATS_ROLES, type NatsConfig, type NatsRole } from "./config.js";
+export { DEFAULT_NATS, NATS_ROLES, type NatsConfig, NatsConnectError, type NatsRole } from "./config.js";
 
 export { NatsGateway } from "./gateway.js";
 export { type HostedPlugin, NatsHost } from "./host.js";
@@ -30,24 +30,35 @@ export async function connectNats(cfg: NatsConfig, name: string): Promise<NatsCo
     : cfg.nkeySeedFile
       ? nkeyAuthenticator(new TextEncoder().encode(readFileSync(cfg.nkeySeedFile, "utf8").trim()))
       : undefined;
-  return connect({
-    servers: cfg.url
-      .split(",")
-      .map((s) => s.trim())
-      .filter(Boolean),
-    name,
-    user: cfg.user,
-    pass: cfg.pass,
-    token: cfg.token,
-    authenticator,
-    tls,
-    maxReconnectAttempts: -1,
-    reconnectTimeWait: 250,
-    reconnectJitter: 100,
-    // A dead server is noticed within a few seconds rather than the default two minutes.
-    pingInterval: 2000,
-    maxPingOut: 2,
-  });
+  const servers = cfg.url
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
+  try {
+    return await connect({
+      servers: cfg.url
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean),
+      name,
+      user: cfg.user,
+      pass: cfg.pass,
+      token: cfg.token,
+      authenticator,
+      tls,
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 250,
+      reconnectJitter: 100,
+      // A dead server is noticed within a few seconds rather than the default two minutes.
+      pingInterval: 2000,
+      maxPingOut: 2,
+    });
+  } catch (err) {
+    // Only the first connection must succeed: once connected, portico rides out NATS outages.
+    throw new NatsConnectError(
+      `cannot connect to NATS at ${servers.join(", ")}: ${(err as Error).message}. Is nats-server running there, and are the credentials right?`,
+    );
+  }
 }
 
 /** Calls `down` when the connection drops and `up` when it is back, for as long as it lives. */
