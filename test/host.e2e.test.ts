@@ -94,13 +94,14 @@ test("no reply to initialize within initTimeoutMs: killed, not ready, log says w
   const pidfile = join(scratch, "hang.pids");
   await withPortico(
     [{ id: "sleepy", env: { FIXTURE_INIT: "hang", FIXTURE_PIDFILE: pidfile } }],
-    { initTimeoutMs: 300, maxCrashes: 1 },
+    // Long enough for node to start and write its pid on a loaded CI machine (300 ms was not).
+    { initTimeoutMs: 2000, maxCrashes: 1 },
     async (p) => {
       // start() resolved: the first handshake is settled, and with maxCrashes 1 that means failed.
       assert.equal(pluginIn(p, "sleepy").state, "failed");
       const line = logsOf(p, "sleepy").find((l) => msg(l).includes("plugin failed to start"));
       assert.ok(line);
-      assert.match(msg(line), /no reply to initialize within 300 ms/);
+      assert.match(msg(line), /no reply to initialize within 2000 ms/);
       const [pid] = pidsIn(pidfile);
       assert.ok(pid);
       await until(() => !alive(pid), 3000, "the hung plugin process to be killed");
