@@ -16,6 +16,7 @@ import type { PluginManifest } from "../manifest/index.js";
 import type { NatsRoles } from "../nats/roles.js";
 import { DEFAULT_RESERVED_PREFIXES, type Route, Router } from "../router/index.js";
 import { normalizeTarget, type Target } from "../target/index.js";
+import { accessLogger } from "./access-log.js";
 import { invite, refuseDeclaredOver } from "./body.js";
 import { forward, requestHasBody } from "./forward.js";
 import { forwardRequestHeaders, requestIdOf } from "./headers.js";
@@ -78,6 +79,7 @@ export function createPortico(options: PorticoOptions = {}): Portico {
     log,
   );
   const metrics = new Metrics();
+  const access = accessLogger(log);
   const refused: Refusal[] = [];
   const servers = new Set<Server>();
   let draining = false;
@@ -171,20 +173,17 @@ export function createPortico(options: PorticoOptions = {}): Portico {
       const seconds = (performance.now() - started) / 1000;
       const plugin = route?.pluginId ?? "";
       metrics.observe(plugin, route?.prefix ?? "", status, seconds);
-      const failed = error !== undefined && status >= 500;
-      if (failed || log.isLevelEnabled("info")) {
-        const line = {
-          reqId: requestId,
-          method: req.method,
-          path: req.url,
-          plugin: plugin || undefined,
-          status,
-          websocket: upgrade?.websocket,
-          ms: Math.round(seconds * 1e4) / 10,
-        };
-        if (failed) log.warn({ ...line, err: error?.message }, "request failed");
-        else log.info(line, "request");
-      }
+      const line = {
+        reqId: requestId,
+        method: req.method,
+        path: req.url,
+        plugin: plugin || undefined,
+        status,
+        websocket: upgrade?.websocket,
+        ms: Math.round(seconds * 1e4) / 10,
+      };
+      if (error !== undefined && status >= 500) log.warn({ ...line, err: error.message }, "request failed");
+      else access(line);
       if (--inFlight === 0 && idle) idle();
     }
   }
