@@ -98,8 +98,8 @@ export class Reloader {
     const unreadable = found.problems.find((p) => p.key === "(dir)");
     if (unreadable) {
       log.error({ trigger }, `reload: ${formatProblem(unreadable)}; nothing changed`);
-      const ids = [...this.#owned.keys()];
-      return { trigger, added: [], changed: [], removed: [], unchanged: ids, kept: [], refused: [] };
+      const unchanged = [...this.#owned.keys()];
+      return this.#summary(trigger, { added: [], changed: [], removed: [], unchanged, kept: [], refused: [], lost: [], prints: new Map() });
     }
     const diff = await this.#compare(found.manifests, found.problems);
     if (host.stopping) return this.#summary(trigger, diff);
