@@ -71,7 +71,10 @@ export function watchPlugins(dir: string, onChange: () => void, log: Logger, deb
     root = watch(dir, () => schedule());
   } catch (err) {
     // Out of inotify watches, most likely (fs.inotify.max_user_watches): serve anyway.
-    log.error({ err: (err as Error).message, dir }, "watch: cannot watch the plugins folder; serving without --watch (SIGHUP still reloads)");
+    log.error(
+      { err: (err as Error).message, dir },
+      "watch: cannot watch the plugins folder; serving without --watch (SIGHUP still reloads)",
+    );
     return { close() {} };
   }
   root.on("error", (err) => log.error({ err: err.message, dir }, "watch: cannot watch the plugins folder any more; SIGHUP still reloads"));
