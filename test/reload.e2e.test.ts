@@ -4,13 +4,13 @@
  * No request may fail unless it was aimed at a removed route (and then it gets 404, nothing else).
  */
 import assert from "node:assert/strict";
-import { mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, renameSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { emptyDir, ensureBuilt, type Served, serve, stopAll } from "./support/cli.js";
 import type { LogLine } from "./support/log-lines.js";
-import { alive, manifestText, pluginsDir, until } from "./support/portico.js";
+import { alive, manifestText, pluginsDir, startPortico, until } from "./support/portico.js";
 
 const FIXTURE = fileURLToPath(new URL("./fixtures/reload-plugin.mjs", import.meta.url));
 const cleanups: (() => void)[] = [];
@@ -233,4 +233,46 @@ test("--watch: a new folder, an edited manifest, an invalid one, a new process t
       [[], [], ["b"], ["a"]],
     ],
   );
+});
+
+test("library reload(): two plugins trade prefixes, a taken prefix is refused, a touched manifest swaps the process", async () => {
+  const p = await startPortico([
+    { id: "x", prefix: "/one", command: process.execPath, args: [FIXTURE] },
+    { id: "y", prefix: "/two", command: process.execPath, args: [FIXTURE] },
+  ]);
+  try {
+    const dir = p.portico.config.pluginsDir as string;
+    const owner = async (prefix: string) => (await get(`${p.url}${prefix}/x`)).answer?.id;
+    writeFileSync(
+      join(dir, "x", "nexo-plugin.toml"),
+      manifestText({ id: "x", prefix: "/two", command: process.execPath, args: [FIXTURE] }),
+    );
+    writeFileSync(
+      join(dir, "y", "nexo-plugin.toml"),
+      manifestText({ id: "y", prefix: "/one", command: process.execPath, args: [FIXTURE] }),
+    );
+    mkdirSync(join(dir, "z"));
+    writeFileSync(
+      join(dir, "z", "nexo-plugin.toml"),
+      manifestText({ id: "z", prefix: "/one", command: process.execPath, args: [FIXTURE] }),
+    );
+    const traded = await p.portico.reload("test");
+    assert.deepEqual([traded.changed, traded.added, traded.refused.map((r) => r.plugin)], [["x", "y"], [], ["z"]]);
+    assert.match(traded.refused[0]?.reason ?? "", /"\/one" is already held by plugin "y"/);
+    assert.deepEqual([await owner("/one"), await owner("/two")], ["y", "x"]);
+
+    // Same bytes, a new modification time: a fresh process.
+    const before = (await get(`${p.url}/one/x`)).answer?.pid;
+    const later = new Date(Date.now() + 5000);
+    utimesSync(join(dir, "y", "nexo-plugin.toml"), later, later);
+    const touched = await p.portico.reload("test");
+    assert.deepEqual(touched.changed, ["y"]);
+    const after = (await get(`${p.url}/one/x`)).answer?.pid;
+    assert.ok(after && after !== before, "another process answers");
+    // Nothing changed: nothing happens.
+    const again = await p.portico.reload("test");
+    assert.deepEqual([again.changed, again.unchanged.sort()], [[], ["x", "y"]]);
+  } finally {
+    await p.close();
+  }
 });
