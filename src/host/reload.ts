@@ -307,10 +307,12 @@ function refusedCount(refused: Refusal[]): string {
 
 /** Changes when the manifest's bytes or modification time change (`touch` it to swap in a fresh process). */
 async function fingerprint(m: PluginManifest): Promise<string> {
+  // A bigint (a TOML integer a manifest section may keep as one) would make JSON.stringify throw.
+  const text = JSON.stringify(m, (_key, value) => (typeof value === "bigint" ? String(value) : value));
   try {
     const s = await stat(m.file);
-    return `${s.mtimeMs}:${s.size}:${JSON.stringify(m)}`;
+    return `${s.mtimeMs}:${s.size}:${text}`;
   } catch {
-    return `gone:${JSON.stringify(m)}`;
+    return `gone:${text}`;
   }
 }
