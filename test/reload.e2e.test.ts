@@ -166,6 +166,10 @@ test("SIGHUP: add, change and remove under load; in-flight requests finish on th
   // The new process: started (its pid is known from `ready` on), then ready.
   const newB = (await get(`${s.url}/b/x`)).answer?.pid as number;
   assert.deepEqual(stateLines(s, "b", newB), ["ready"]);
+  assert.deepEqual(
+    s.lines.filter((l) => String(l.msg).startsWith("plugin changed")).map((l) => [l.plugin, l.prefix, l.pid, l.oldPid]),
+    [["b", "/b", newB, oldB]],
+  );
   assert.equal(s.lines.filter((l) => l.plugin === "b" && l.msg === "plugin state stopped → starting").length, 2);
   assert.ok(
     s.lines.some((l) => l.plugin === "c" && l.msg === "plugin stopped" && l.exit === "exited with code 0"),

@@ -148,10 +148,11 @@ export class Reloader {
       this.#o.onServe?.(plugin);
       const route = router.routeOf(manifest.id);
       if (old) {
+        const oldPid = old.status().pid; // before retiring it: a stopping plugin reports none
         this.#retire(old);
         diff.changed.push(manifest.id);
         log.info(
-          { plugin: manifest.id, prefix: route?.prefix, pid: plugin.status().pid, oldPid: old.status().pid },
+          { plugin: manifest.id, prefix: route?.prefix, pid: plugin.status().pid, oldPid },
           "plugin changed: the new process serves; draining the old one, then stopping it",
         );
       } else {
