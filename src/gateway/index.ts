@@ -11,6 +11,7 @@ import { DEFAULT_CONFIG, type PorticoConfig, resolveConfig } from "../config.js"
 import { GatewayError } from "../errors.js";
 import type { RequestHead, Upstream } from "../exchange/index.js";
 import { buildRoutes, loadPlugins, type Plugin, PluginHost, type Refusal } from "../host/index.js";
+import { Reloader, type ReloadSummary } from "../host/reload.js";
 import { createLogger, type Logger } from "../log.js";
 import type { PluginManifest } from "../manifest/index.js";
 import type { NatsRoles } from "../nats/roles.js";
@@ -55,6 +56,14 @@ export interface Portico {
   start(): Promise<void>;
   /** A node:http server on config.listen (or the given address) serving `handler`. */
   listen(listen?: { host: string; port: number }): Promise<{ server: Server; address: AddressInfo }>;
+  /**
+   * Rescans the plugins folder and applies what changed (docs/hot-reload.md): new plugins are
+   * mounted, removed ones drained and stopped, changed ones swapped blue-green. Resolves when the
+   * new processes are serving (draining ones stop in the background). Embedded mode only.
+   */
+  reload(trigger?: string): Promise<ReloadSummary>;
+  /** SIGKILL to every plugin process, served or draining: for a daemon that is exiting anyway. */
+  killPlugins(reason: string): void;
   /** Stops taking requests, lets those in flight finish (up to the grace period), stops plugins. */
   close(): Promise<void>;
 }
@@ -89,6 +98,9 @@ export function createPortico(options: PorticoOptions = {}): Portico {
   /** The plugins requests go to: this process's children, or, on NATS, what the hosts announce. */
   const served = () => nats?.plugins ?? host.plugins;
   const adminCtx = { router, plugins: served, hosts: () => nats?.hosts(), metrics, draining: () => draining };
+  /** Set after start() in embedded mode with a plugins folder: what reload() runs. */
+  let reloader: Reloader | undefined;
+  const unwatch = new Map<Plugin, () => void>();
 
   async function start(): Promise<void> {
     const manifests: PluginManifest[] = [];
@@ -96,6 +108,21 @@ export function createPortico(options: PorticoOptions = {}): Portico {
       const loaded = await loadPlugins(config.pluginsDir, localRouter, defaults, role === "gateway");
       manifests.push(...loaded.accepted);
       refused.push(...loaded.refused);
+    }
+    if (config.pluginsDir && !role) {
+      reloader = new Reloader({
+        dir: config.pluginsDir,
+        host,
+        router,
+        defaults,
+        log,
+        onServe: (p) => unwatch.set(p, metrics.watch(p)),
+        onRetire: (p) => {
+          unwatch.get(p)?.();
+          unwatch.delete(p);
+        },
+      });
+      await reloader.adopt(manifests);
     }
     if (extra) {
       const built = buildRoutes(
@@ -115,7 +142,7 @@ export function createPortico(options: PorticoOptions = {}): Portico {
     if (role !== "gateway") {
       for (const m of manifests) {
         const plugin = host.add(m);
-        if (!role) metrics.watch(plugin);
+        if (!role) unwatch.set(plugin, metrics.watch(plugin));
       }
       await host.startAll();
     }
@@ -279,7 +306,32 @@ export function createPortico(options: PorticoOptions = {}): Portico {
     servers.clear();
   }
 
-  return { handler, upgrade: onUpgrade, config, router, plugins: host.plugins, metrics, log, refused, start, listen, close };
+  async function reload(trigger = "api"): Promise<ReloadSummary> {
+    if (!reloader) {
+      throw new Error(
+        role ? "reload is not available with --nats (restart the host instead)" : "reload needs a plugins folder (pluginsDir)",
+      );
+    }
+    return reloader.reload(trigger);
+  }
+
+  const killPlugins = (reason: string) => host.killAll(reason);
+
+  return {
+    handler,
+    upgrade: onUpgrade,
+    config,
+    router,
+    plugins: host.plugins,
+    metrics,
+    log,
+    refused,
+    start,
+    listen,
+    reload,
+    killPlugins,
+    close,
+  };
 }
 
 /**

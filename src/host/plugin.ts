@@ -282,6 +282,8 @@ export class Plugin extends EventEmitter<PluginEvents> implements Upstream {
     const previous = this.#state;
     if (previous === state) return;
     this.#state = state;
+    // Every state change is one line, whatever caused it, so a log reader can follow a plugin alone.
+    this.#log.info({ state, previous, pid: this.#run?.process.pid }, `plugin state ${previous} → ${state}`);
     this.emit("state", state, previous);
   }
 }
