@@ -2,7 +2,7 @@
  * Apps that bring their own HTTP server (`[capabilities.http_server]`, docs/own-server.md), end to
  * end: portico as its own process (`node bin/portico.js serve`, so its memory can be read apart
  * from this runner's) in front of the example app in examples/plugins/own-server-node, on a free
- * loopback port. Served under its prefix with SSE, a 256 MiB upload and download in bounded
+ * loopback port. Served under its prefix with SSE, a 256 MiB upload (and a download) in bounded
  * memory, a WebSocket echo; the bearer token reaches the app and a request without it is refused
  * by the app; a failed health check gets 503 and a restart, logged; 503 until it is healthy.
  */
@@ -23,6 +23,7 @@ import { MiB, memoryOf, sleep, within } from "./support/v2.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const APP = join(ROOT, "examples", "plugins", "own-server-node", "server.mjs");
+const FAULTS = fileURLToPath(new URL("./fixtures/own-server-faults.mjs", import.meta.url));
 /** Peak RSS allowed for the daemon while 256 MiB bodies pass through it: well under the body size. */
 const RSS_LIMIT = 200 * MiB;
 /** The app waits this long before it listens, so its "starting" state can be seen from outside. */
@@ -61,7 +62,7 @@ ${extra}
 
 before(async () => {
   assert.ok(existsSync(join(ROOT, "dist", "cli", "main.js")), "dist/ is missing: run npm run build");
-  const [port, deadPort] = await freePorts(2);
+  const [port, deadPort, faultsPort] = await freePorts(3);
   appPort = defined(port, "a free port");
   const plugins = pluginsDir([
     { id: "web", manifest: appManifest("web", "/app", appPort, { STARTUP_DELAY_MS: String(STARTUP_DELAY_MS) }) },
@@ -72,6 +73,12 @@ before(async () => {
         `args = [${JSON.stringify(APP)}]`,
         'args = ["-e", "process.exit(3)"]',
       ),
+    },
+    {
+      id: "faults",
+      manifest: appManifest("faults", "/faults", defined(faultsPort, "a free port"), {})
+        .replace(`args = [${JSON.stringify(APP)}]`, `args = [${JSON.stringify(FAULTS)}]`)
+        .replace('mount_prefix = "/faults"', 'mount_prefix = "/faults"\ntimeout_seconds = 1'),
     },
   ]);
   cleanups.push(plugins.cleanup);
@@ -164,6 +171,9 @@ test("the bearer token reaches the app; the client's Authorization is moved asid
   assert.equal(res.status, 200);
   const body = (await res.json()) as { pid: number; clientAuthorization: string | null };
   assert.equal(body.clientAuthorization, "Basic dXNlcjpwdw==");
+  // A client can't make one up: X-Forwarded-Authorization is portico's to say.
+  const spoof = await fetch(`${url}/app/json`, { headers: { "X-Forwarded-Authorization": "Bearer made-up" } });
+  assert.equal(((await spoof.json()) as { clientAuthorization: string | null }).clientAuthorization, null);
   const token = tokenOf(body.pid);
   assert.match(token, /^[A-Za-z0-9_-]{43}$/, "32 random bytes, base64url");
   // Straight to the app's port: refused without portico's token, or with the client's own header.
@@ -198,7 +208,7 @@ test("server-sent events arrive one by one", async () => {
   assert.ok(first.at < defined(events[2], "event 2").at, `first event at ${first.at}, last written at ${events[2]?.at}`);
 });
 
-test("a 256 MiB upload and download stream through in bounded memory", async () => {
+test("a 256 MiB upload and a 64 MiB download stream through in bounded memory", async () => {
   const total = 256 * MiB;
   const chunk = Buffer.alloc(MiB);
   for (let i = 0; i < chunk.length; i++) chunk[i] = (i * 31 + 7) & 0xff;
@@ -234,9 +244,10 @@ test("a 256 MiB upload and download stream through in bounded memory", async () 
   assert.equal(answer.status, 200, answer.body);
   assert.deepEqual(JSON.parse(answer.body), { bytes: total, sha256: hash.digest("hex") });
 
+  const down = 64 * MiB;
   const download = await within(
     new Promise<{ status: number; length: string | undefined; received: number }>((resolve, reject) => {
-      httpGet(`${url}/app/download?bytes=${total}`, { agent: false }, (res) => {
+      httpGet(`${url}/app/download?bytes=${down}`, { agent: false }, (res) => {
         let received = 0;
         res.on("data", (piece: Buffer) => {
           received += piece.length;
@@ -248,7 +259,7 @@ test("a 256 MiB upload and download stream through in bounded memory", async () 
     "the download",
     60_000,
   );
-  assert.deepEqual(download, { status: 200, length: String(total), received: total });
+  assert.deepEqual(download, { status: 200, length: String(down), received: down });
 
   const daemonMemory = memoryOf(defined(daemon.pid, "the daemon's pid"));
   assert.ok(daemonMemory.hwm < RSS_LIMIT, `portico's peak RSS ${(daemonMemory.hwm / MiB).toFixed(1)} MiB`);
@@ -314,6 +325,48 @@ test("failing its health check: killed, 503 while it restarts (until healthy aga
   assert.ok(
     lines.some((l) => l.plugin === "web" && l.msg === "plugin exited; restarting" && String(l.exit).startsWith("health check failed")),
   );
+});
+
+test("an app that drops the connection, cuts its body short, or never answers: 502, a cut response, 504", async () => {
+  const reset = await fetch(`${url}/faults/reset`);
+  assert.equal(reset.status, 502);
+  assert.deepEqual(await reset.json(), { error: "app closed the connection" });
+
+  const short = await within(
+    new Promise<{ status: number; complete: boolean; bytes: number }>((resolve, reject) => {
+      httpGet(`${url}/faults/short`, { agent: false }, (res) => {
+        let bytes = 0;
+        res.on("data", (c: Buffer) => {
+          bytes += c.length;
+        });
+        // The client sees fewer bytes than announced: an incomplete answer, not a short one passed off as whole.
+        res.on("error", () => resolve({ status: res.statusCode ?? 0, complete: res.complete, bytes }));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, complete: res.complete, bytes }));
+      }).on("error", reject);
+    }),
+    "the short body",
+  );
+  assert.deepEqual(short, { status: 200, complete: false, bytes: 10 });
+
+  const slow = await fetch(`${url}/faults/slow`);
+  assert.equal(slow.status, 504);
+  assert.deepEqual(await slow.json(), { error: "plugin gateway timeout" });
+  // portico gave up on it and said so to the app: the request was aborted there too.
+  await until(
+    async () => ((await (await fetch(`${url}/faults/aborted`)).json()) as { aborted: number }).aborted === 1,
+    5000,
+    "the abort to reach the app",
+  );
+});
+
+test("an app that stops listening: 502 app unreachable, then its health fails and it is restarted", async () => {
+  const pid = defined((await health("faults")).pid, "the pid");
+  assert.equal((await fetch(`${url}/faults/unlisten`)).status, 200);
+  const refused = await fetch(`${url}/faults/x`);
+  assert.equal(refused.status, 502);
+  assert.deepEqual(await refused.json(), { error: "app unreachable" });
+  await until(async () => (await health("faults")).pid !== pid && (await fetch(`${url}/faults/x`)).status === 200, 10_000, "a restart");
+  assert.match(String((await health("faults")).lastExit), /^health check failed 2 times in a row \(GET \/healthz failed: ECONNREFUSED/);
 });
 
 test("an app that exits before it is healthy is restarted, then given up on, and says why", async () => {
