@@ -50,7 +50,7 @@ const server = createServer((req, res) => {
   if (!authorized(req)) return json(res, 401, { error: "missing or wrong bearer token" });
   const { path, query } = route(req);
   if (path === "/healthz") return sick ? json(res, 500, { ok: false }) : json(res, 200, { ok: true });
-  if (path === "/" && req.method === "GET") {
+  if (path === "/") {
     res.writeHead(200, { "Content-Type": "text/plain; charset=utf-8" });
     return res.end(`hello from an app with its own HTTP server (pid ${process.pid})\n`);
   }
