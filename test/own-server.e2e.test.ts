@@ -267,10 +267,12 @@ test("a 256 MiB upload and a 64 MiB download stream through in bounded memory", 
 });
 
 test("a WebSocket is proxied to the app: text and binary echo, then a clean close", async () => {
-  const ws = new WebSocket(`${url.replace("http", "ws")}/app/ws`);
+  const ws = new WebSocket(`${url.replace("http", "ws")}/app/ws`, ["chat", "superchat"]);
   const got: { data: Buffer; binary: boolean }[] = [];
   ws.on("message", (data: Buffer, binary: boolean) => got.push({ data, binary }));
   await within(new Promise((resolve, reject) => ws.once("open", resolve).once("error", reject)), "the WebSocket to open");
+  // The app (ws's default) chose the first subprotocol offered; the client is told so.
+  assert.equal(ws.protocol, "chat");
   const big = Buffer.alloc(MiB, 7);
   ws.send("hello");
   ws.send(big);
