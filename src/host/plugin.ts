@@ -10,16 +10,12 @@ import { GatewayError } from "../errors.js";
 import type { Exchange, RequestHead, Upstream } from "../exchange/index.js";
 import type { Logger } from "../log.js";
 import type { PluginManifest } from "../manifest/index.js";
+import { startApp } from "../ownserver/index.js";
 import { streamTransport } from "../transport/index.js";
+import type { PluginProtocol, Run } from "./channel.js";
 import { watchInput } from "./input-watch.js";
 import { type LogLine, limitedLog } from "./log-limit.js";
 import { type ExitInfo, PluginProcess } from "./process.js";
-
-/** One run: the process and portico's connection to it. */
-interface Run {
-  process: PluginProcess;
-  connection: PluginConnection;
-}
 
 export type PluginState = "starting" | "ready" | "restarting" | "failed" | "stopping" | "stopped";
 export const PLUGIN_STATES: readonly PluginState[] = ["starting", "ready", "restarting", "failed", "stopping", "stopped"];
@@ -71,8 +67,8 @@ export interface PluginStatus {
   pid: number | null;
   restarts: number;
   inFlight: number;
-  /** The protocol the running child speaks (1: nexo's, 2: took portico's offer); null while none is ready. */
-  protocol: 1 | 2 | null;
+  /** The protocol the running child speaks (1: nexo's, 2: took portico's offer, "http": serves HTTP itself); null while none is ready. */
+  protocol: PluginProtocol | null;
   lastExit: string | null;
   /** While restarting: when the next attempt is due (ISO time). */
   nextAttemptAt: string | null;
@@ -121,13 +117,14 @@ export class Plugin extends EventEmitter<PluginEvents> implements Upstream {
     await this.#spawn();
   }
 
-  /** The protocol the running plugin speaks: 2 if it took portico's offer, else 1 (nexo's). */
-  get protocol(): 1 | 2 {
+  /** The protocol the running plugin speaks: 2 if it took portico's offer, "http" for an app, else 1 (nexo's). */
+  get protocol(): PluginProtocol {
     return this.#run?.connection.protocol ?? 1;
   }
 
+  /** Only nexo's v1 takes whole bodies. */
   get streamsBodies(): boolean {
-    return this.protocol === 2;
+    return this.protocol !== 1;
   }
 
   /** Opens one exchange; a GatewayError (503) unless the plugin is ready. */
@@ -226,15 +223,17 @@ export class Plugin extends EventEmitter<PluginEvents> implements Upstream {
       const tail = run.process.stderrTail();
       const why =
         (err as Error).message.includes("exited") || (err as Error).message.includes("killed")
-          ? `exited before initialize (${exit.reason})`
+          ? `exited before ${run.readiness} (${exit.reason})`
           : (err as Error).message;
       this.#log.error({ stderr: tail.length ? tail.join("\n") : undefined }, `plugin failed to start: ${why}`);
       this.#onCrash({ ...exit, reason: why });
     }
   }
 
-  /** A process and a connection over its stdio. Throws when there is nothing to spawn. */
+  /** A process and portico's channel to it. Throws when there is nothing to spawn. */
   #startRun(): Run {
+    // An app with its own HTTP server: same process supervision, HTTP over loopback instead of stdio.
+    if (this.manifest.httpServer) return startApp(this.manifest, this.manifest.httpServer, this.#log, this.#logLine);
     const proc = new PluginProcess(this.manifest, this.#logLine);
     const connection = new PluginConnection(streamTransport(proc.output, proc.input), {
       pluginId: this.manifest.id,
@@ -244,7 +243,7 @@ export class Plugin extends EventEmitter<PluginEvents> implements Upstream {
       logLine: this.#logLine,
       onBroken: (reason) => proc.kill(reason),
     });
-    return { process: proc, connection };
+    return { process: proc, connection, readiness: "initialize" };
   }
 
   #onCrash(info: ExitInfo): void {
