@@ -8,7 +8,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
 import { GatewayError } from "../errors.js";
-import type { Exchange, ResponseHead } from "../exchange/index.js";
+import type { Exchange, ExchangeEvents, ResponseHead } from "../exchange/index.js";
 import type { Route } from "../router/index.js";
 import { responseHead } from "./headers.js";
 import { tunnel } from "./websocket.js";
@@ -43,226 +43,324 @@ export function requestHasBody(req: IncomingMessage): boolean {
  *
  * Clocks: while the request body is on its way, the exchange lives as long as bytes move
  * (`idleTimeoutMs`); from its end, the response head must come within `timeoutMs`; after the
- * head, the stream lives as long as bytes move again. One closure per exchange keeps its state
- * where every event can reach it: a class would only spread the same lines wider.
+ * head, the stream lives as long as bytes move again.
  */
 export function forward(req: IncomingMessage, res: ServerResponse, exchange: Exchange, opts: ForwardOptions): Promise<number> {
-  const { route, maxBodyBytes, hasBody } = opts;
-  return new Promise<number>((resolve, reject) => {
-    let status = 0;
-    let done = false;
-    let requestEnded = !hasBody;
-    /** The client is paused because the plugin gave no credit: a stall is then the plugin's. */
-    let waitingForPlugin = false;
-    let headReceived = false;
-    /** HEAD, 204 and 304 answers carry no body, whatever the plugin sends. */
-    let bodyless = false;
-    /** Body bytes the plugin's Content-Length still announces: at 0 the response ends, END or not. */
-    let remaining: number | undefined;
-    /** A response head held for this turn: see `head`. */
-    let pending: { flat: string[]; lengthKnown: boolean } | undefined;
-    let firstByte: NodeJS.Timeout | undefined;
-    /** Armed only once something streams: a small exchange, over in one turn, never pays for it. */
-    let idle: NodeJS.Timeout | undefined;
-    /** Judges the upload's rate while it lasts (min_upload_rate). */
-    let rate: NodeJS.Timeout | undefined;
+  return new Promise<number>((resolve, reject) => new Forwarding(req, res, exchange, opts, resolve, reject).start());
+}
 
-    const settle = (result: number | GatewayError) => {
-      if (done) return;
-      done = true;
-      clearTimeout(firstByte);
-      clearTimeout(idle);
-      clearInterval(rate);
-      if (typeof result === "number") resolve(result);
-      else reject(result);
-    };
-    /** Ends the exchange with an error: an answer if nothing was sent yet, else a cut connection. */
-    const fail = (err: GatewayError) => {
-      if (!res.headersSent) return settle(err);
-      settle(status);
-      // Everything the head announced was written and the response ended: the client has its
-      // answer, and the connection may carry its next request already. Nothing to cut.
-      if (res.writableEnded) return;
-      // What was written may still sit in the socket's cork buffer: let it leave, then cut. The
-      // client sees a chunked body without its last chunk, or fewer bytes than announced.
-      const socket = res.socket;
-      while (socket && socket.writableCorked > 0) socket.uncork();
-      res.destroy(err);
-    };
-    const armFirstByte = () => {
-      firstByte = setTimeout(() => {
-        exchange.reset("timeout", "no response head in time");
-        fail(new GatewayError("plugin_timeout", `no response head within ${route.timeoutMs} ms`));
-      }, route.timeoutMs);
-    };
-    const onIdle = () => {
-      // The whole request is sent and the head is awaited: that wait is timeout_seconds' alone.
-      if (requestEnded && !headReceived) return;
-      exchange.reset("timeout", "stream idle");
-      if (headReceived || waitingForPlugin) return fail(new GatewayError("plugin_timeout", "stream idle"));
-      fail(new GatewayError("request_timeout", "request body stalled"));
-    };
-    const touch = () => {
-      if (idle) idle.refresh();
-      else if (!done) idle = setTimeout(onIdle, route.idleTimeoutMs);
-    };
-    const writePending = (wholeBody?: number) => {
-      const p = pending as { flat: string[]; lengthKnown: boolean };
-      pending = undefined;
-      if (wholeBody !== undefined && !p.lengthKnown) p.flat.push("Content-Length", String(wholeBody));
-      res.writeHead(status, p.flat);
-    };
+/** Where the node:http objects' listeners (shared functions, below) find their exchange. */
+const FORWARDING = Symbol("portico.forwarding");
+type Carrying = { [FORWARDING]?: Forwarding };
+const of = (emitter: unknown) => (emitter as Carrying)[FORWARDING] as Forwarding;
 
-    const onHead = (head: ResponseHead, end: boolean) => {
-      if (done) return;
-      clearTimeout(firstByte);
-      idle?.refresh();
-      headReceived = true;
-      status = head.status;
-      if (status === 101) {
-        // Only an upgrade request may be answered 101 (the codec refuses it otherwise).
-        const up = opts.upgrade;
-        if (!up) {
-          exchange.reset("error", "101 to a request that asked for no upgrade");
-          return fail(new GatewayError("bad_reply", "101 to a request that asked for no upgrade"));
-        }
-        settle(101);
-        tunnel(req, up.socket, up.head, head.headers, exchange);
-        return;
-      }
-      const h = responseHead(head.headers);
-      bodyless = req.method === "HEAD" || status === 204 || status === 304;
-      // A 204 has no length at all; a 304 may only repeat the plugin's own (RFC 9110 §8.6).
-      let lengthKnown = status === 204 || status === 304;
-      if (h.contentLength !== undefined && /^\d+$/.test(h.contentLength) && status !== 204) {
-        h.flat.push("Content-Length", h.contentLength);
-        lengthKnown = true;
-        // Node then refuses to send more or fewer bytes than announced instead of corrupting the framing.
-        if (!bodyless) {
-          res.strictContentLength = true;
-          remaining = Number(h.contentLength);
-        }
-      } else if (end && !bodyless) {
-        h.flat.push("Content-Length", "0");
-      }
-      if (!h.hasRequestId) h.flat.push("X-Request-Id", opts.requestId);
-      if (end) {
-        res.writeHead(status, h.flat);
-        res.end();
-        return;
-      }
-      // Held while this read is handled: if the whole body follows in it (a small response), it
-      // goes out with a Content-Length in one write; otherwise (a stream, SSE) the head goes out
-      // alone right after, so the client sees the response open at once.
-      pending = { flat: h.flat, lengthKnown };
-      queueMicrotask(flushPending);
-    };
-    const flushPending = () => {
-      if (!pending || done) return;
-      writePending();
-      res.flushHeaders();
-      touch();
-    };
+/**
+ * One exchange's state, and its handlers as methods. It runs once per request, so nothing here is
+ * a closure made per request: the exchange's events are this object's methods, the listeners on
+ * the request and response are functions shared by all exchanges, and timers get `this` as their
+ * argument. (The closures a function-per-exchange needed were a measurable share of the
+ * collector's work under small requests.)
+ */
+class Forwarding implements ExchangeEvents {
+  #status = 0;
+  #done = false;
+  #requestEnded: boolean;
+  /** The client is paused because the plugin gave no credit: a stall is then the plugin's. */
+  #waitingForPlugin = false;
+  #headReceived = false;
+  /** HEAD, 204 and 304 answers carry no body, whatever the plugin sends. */
+  #bodyless = false;
+  /** Body bytes the plugin's Content-Length still announces: at 0 the response ends, END or not. */
+  #remaining: number | undefined;
+  /** A response head held for this turn: see `head`. */
+  #pending: { flat: string[]; lengthKnown: boolean } | undefined;
+  #firstByte: NodeJS.Timeout | undefined;
+  /** Armed only once something streams: a small exchange, over in one turn, never pays for it. */
+  #idle: NodeJS.Timeout | undefined;
+  /** Judges the upload's rate while it lasts (min_upload_rate). */
+  #rate: NodeJS.Timeout | undefined;
+  #received = 0;
+  /** Bytes in the current rate window, and whether the plugin held the client back in it. */
+  #windowBytes = 0;
+  #heldBack = false;
 
-    const onData = (chunk: Buffer, end: boolean) => {
-      if (!end || idle) touch();
-      if (done || res.writableEnded) return exchange.consumed(chunk.length);
-      const whole = pending !== undefined && end;
-      if (pending) writePending(end ? chunk.length : undefined);
-      try {
-        if (whole && !bodyless && chunk.length > 0) {
-          // The whole body at once: head and body leave in one write.
-          res.end(chunk, () => exchange.consumed(chunk.length));
-          return;
-        }
-        if (chunk.length > 0) {
-          if (bodyless) exchange.consumed(chunk.length);
-          else res.write(chunk, () => exchange.consumed(chunk.length));
-        }
-        if (remaining !== undefined && !bodyless) remaining -= chunk.length;
-        // The announced length is complete: the response is over for the client now. A plugin
-        // that never sends END (or a host that dies just before it) must not hold the response
-        // open, nor later cut a keep-alive connection that has moved on to the next request.
-        if (end || remaining === 0) res.end();
-      } catch (err) {
-        // The head is stored (headersSent means only that) but maybe not sent: send it, then cut,
-        // so the client sees a short body.
-        res.flushHeaders();
-        exchange.reset("error", "response body does not match its Content-Length");
-        fail(new GatewayError("bad_reply", (err as Error).message));
-      }
-    };
+  constructor(
+    readonly req: IncomingMessage,
+    readonly res: ServerResponse,
+    readonly exchange: Exchange,
+    readonly opts: ForwardOptions,
+    readonly resolve: (status: number) => void,
+    readonly reject: (err: GatewayError) => void,
+  ) {
+    this.#requestEnded = !opts.hasBody;
+  }
 
-    exchange.events = {
-      head: onHead,
-      data: onData,
-      // Before a 101 there is no WebSocket to give a message to.
-      ws: (_opcode, payload) => exchange.consumed(payload.length),
-      error: fail,
-    };
-
-    res.on("finish", () => settle(status));
-    res.on("close", () => {
-      if (!done) {
-        // Everything was handed to the socket when the client left: its 'finish' may never come
-        // (the last write fails), so the exchange ends here, as answered.
-        if (res.writableFinished) return settle(status);
-        exchange.reset("cancel", "client went away");
-        settle(new GatewayError("client_closed", "client went away"));
-        return;
-      }
-      // The answer is complete. A request body still on its way won't end now (node closes a
-      // connection whose answer went out before its body was read, say a plugin's early 413):
-      // without END or RESET the exchange would stay open on both sides, counted in flight.
-      if (!requestEnded && !exchange.closed) exchange.reset("cancel", "answered before the request body ended");
-    });
-
-    if (!hasBody) return armFirstByte();
-    touch();
-    let received = 0;
-    /** Bytes in the current rate window, and whether the plugin held the client back in it. */
-    let windowBytes = 0;
-    let heldBack = false;
-    if (opts.minUploadRate > 0) {
-      rate = setInterval(() => {
-        if (requestEnded) return clearInterval(rate);
-        const tooSlow = !heldBack && !waitingForPlugin && windowBytes < (opts.minUploadRate * RATE_WINDOW_MS) / 1000;
-        windowBytes = 0;
-        heldBack = false;
-        if (!tooSlow) return;
-        exchange.reset("timeout", "request body too slow");
-        fail(new GatewayError("request_timeout", `request body slower than ${opts.minUploadRate} bytes/s`));
-      }, RATE_WINDOW_MS);
+  start(): void {
+    const { req, res, exchange, opts } = this;
+    exchange.events = this;
+    (res as Carrying)[FORWARDING] = this;
+    res.on("finish", onResponseFinish);
+    res.on("close", onResponseClose);
+    if (!opts.hasBody) {
+      this.#armFirstByte();
+      return;
     }
-    const onBody = (chunk: Buffer) => {
-      received += chunk.length;
-      windowBytes += chunk.length;
-      touch();
-      if (received > maxBodyBytes) {
-        req.off("data", onBody);
-        exchange.reset("cancel", "request body too large");
-        return fail(new GatewayError("payload_too_large", `body over ${maxBodyBytes} bytes`));
+    this.touch();
+    if (opts.minUploadRate > 0) this.#rate = setInterval(judgeRate, RATE_WINDOW_MS, this);
+    (req as Carrying)[FORWARDING] = this;
+    req.on("data", onRequestData);
+    req.on("end", onRequestEnd);
+  }
+
+  settle(result: number | GatewayError): void {
+    if (this.#done) return;
+    this.#done = true;
+    clearTimeout(this.#firstByte);
+    clearTimeout(this.#idle);
+    clearInterval(this.#rate);
+    if (typeof result === "number") this.resolve(result);
+    else this.reject(result);
+  }
+
+  /** Ends the exchange with an error: an answer if nothing was sent yet, else a cut connection. */
+  fail(err: GatewayError): void {
+    const { res } = this;
+    if (!res.headersSent) {
+      this.settle(err);
+      return;
+    }
+    this.settle(this.#status);
+    // Everything the head announced was written and the response ended: the client has its
+    // answer, and the connection may carry its next request already. Nothing to cut.
+    if (res.writableEnded) return;
+    // What was written may still sit in the socket's cork buffer: let it leave, then cut. The
+    // client sees a chunked body without its last chunk, or fewer bytes than announced.
+    const socket = res.socket;
+    while (socket && socket.writableCorked > 0) socket.uncork();
+    res.destroy(err);
+  }
+
+  #armFirstByte(): void {
+    this.#firstByte = setTimeout(firstByteTimeout, this.opts.route.timeoutMs, this);
+  }
+
+  firstByteTimeout(): void {
+    this.exchange.reset("timeout", "no response head in time");
+    this.fail(new GatewayError("plugin_timeout", `no response head within ${this.opts.route.timeoutMs} ms`));
+  }
+
+  idleTimeout(): void {
+    // The whole request is sent and the head is awaited: that wait is timeout_seconds' alone.
+    if (this.#requestEnded && !this.#headReceived) return;
+    this.exchange.reset("timeout", "stream idle");
+    if (this.#headReceived || this.#waitingForPlugin) {
+      this.fail(new GatewayError("plugin_timeout", "stream idle"));
+      return;
+    }
+    this.fail(new GatewayError("request_timeout", "request body stalled"));
+  }
+
+  touch(): void {
+    if (this.#idle) this.#idle.refresh();
+    else if (!this.#done) this.#idle = setTimeout(idleTimeout, this.opts.route.idleTimeoutMs, this);
+  }
+
+  #writePending(wholeBody?: number): void {
+    const p = this.#pending as { flat: string[]; lengthKnown: boolean };
+    this.#pending = undefined;
+    if (wholeBody !== undefined && !p.lengthKnown) p.flat.push("Content-Length", String(wholeBody));
+    this.res.writeHead(this.#status, p.flat);
+  }
+
+  head(head: ResponseHead, end: boolean): void {
+    if (this.#done) return;
+    const { req, res, exchange, opts } = this;
+    clearTimeout(this.#firstByte);
+    this.#idle?.refresh();
+    this.#headReceived = true;
+    const status = head.status;
+    this.#status = status;
+    if (status === 101) {
+      // Only an upgrade request may be answered 101 (the codec refuses it otherwise).
+      const up = opts.upgrade;
+      if (!up) {
+        exchange.reset("error", "101 to a request that asked for no upgrade");
+        this.fail(new GatewayError("bad_reply", "101 to a request that asked for no upgrade"));
+        return;
       }
-      if (exchange.closed) return; // the plugin finished without reading it all: drop the rest
-      const sent = exchange.write(chunk);
-      // Backpressure: stop reading the client only while the plugin has no credit for us.
-      if (exchange.blocked) {
-        req.pause();
-        waitingForPlugin = true;
-        heldBack = true;
-        sent.then(() => {
-          waitingForPlugin = false;
-          req.resume();
-        });
+      this.settle(101);
+      tunnel(req, up.socket, up.head, head.headers, exchange);
+      return;
+    }
+    const h = responseHead(head.headers);
+    const bodyless = req.method === "HEAD" || status === 204 || status === 304;
+    this.#bodyless = bodyless;
+    // A 204 has no length at all; a 304 may only repeat the plugin's own (RFC 9110 §8.6).
+    let lengthKnown = status === 204 || status === 304;
+    if (h.contentLength !== undefined && /^\d+$/.test(h.contentLength) && status !== 204) {
+      h.flat.push("Content-Length", h.contentLength);
+      lengthKnown = true;
+      // Node then refuses to send more or fewer bytes than announced instead of corrupting the framing.
+      if (!bodyless) {
+        res.strictContentLength = true;
+        this.#remaining = Number(h.contentLength);
       }
-    };
-    req.on("data", onBody);
-    req.on("end", () => {
-      requestEnded = true;
-      clearInterval(rate);
-      if (done) return;
-      if (!exchange.closed) exchange.end();
-      if (!headReceived) armFirstByte();
-    });
-  });
+    } else if (end && !bodyless) {
+      h.flat.push("Content-Length", "0");
+    }
+    if (!h.hasRequestId) h.flat.push("X-Request-Id", opts.requestId);
+    if (end) {
+      res.writeHead(status, h.flat);
+      res.end();
+      return;
+    }
+    // Held while this read is handled: if the whole body follows in it (a small response), it
+    // goes out with a Content-Length in one write; otherwise (a stream, SSE) the head goes out
+    // alone right after, so the client sees the response open at once.
+    this.#pending = { flat: h.flat, lengthKnown };
+    queueMicrotask(() => this.#flushPending());
+  }
+
+  #flushPending(): void {
+    if (!this.#pending || this.#done) return;
+    this.#writePending();
+    this.res.flushHeaders();
+    this.touch();
+  }
+
+  data(chunk: Buffer, end: boolean): void {
+    const { res, exchange } = this;
+    if (!end || this.#idle) this.touch();
+    if (this.#done || res.writableEnded) {
+      exchange.consumed(chunk.length);
+      return;
+    }
+    const whole = this.#pending !== undefined && end;
+    if (this.#pending) this.#writePending(end ? chunk.length : undefined);
+    const bodyless = this.#bodyless;
+    try {
+      if (whole && !bodyless && chunk.length > 0) {
+        // The whole body at once: head and body leave in one write.
+        res.end(chunk, consumedAfterWrite(exchange, chunk.length));
+        return;
+      }
+      if (chunk.length > 0) {
+        if (bodyless) exchange.consumed(chunk.length);
+        else res.write(chunk, consumedAfterWrite(exchange, chunk.length));
+      }
+      if (this.#remaining !== undefined && !bodyless) this.#remaining -= chunk.length;
+      // The announced length is complete: the response is over for the client now. A plugin
+      // that never sends END (or a host that dies just before it) must not hold the response
+      // open, nor later cut a keep-alive connection that has moved on to the next request.
+      if (end || this.#remaining === 0) res.end();
+    } catch (err) {
+      // The head is stored (headersSent means only that) but maybe not sent: send it, then cut,
+      // so the client sees a short body.
+      res.flushHeaders();
+      exchange.reset("error", "response body does not match its Content-Length");
+      this.fail(new GatewayError("bad_reply", (err as Error).message));
+    }
+  }
+
+  ws(_opcode: number, payload: Buffer): void {
+    // Before a 101 there is no WebSocket to give a message to.
+    this.exchange.consumed(payload.length);
+  }
+
+  error(err: GatewayError): void {
+    this.fail(err);
+  }
+
+  /** The response went out whole. */
+  answered(): void {
+    this.settle(this.#status);
+  }
+
+  responseClosed(): void {
+    const { res, exchange } = this;
+    if (!this.#done) {
+      // Everything was handed to the socket when the client left: its 'finish' may never come
+      // (the last write fails), so the exchange ends here, as answered.
+      if (res.writableFinished) {
+        this.settle(this.#status);
+        return;
+      }
+      exchange.reset("cancel", "client went away");
+      this.settle(new GatewayError("client_closed", "client went away"));
+      return;
+    }
+    // The answer is complete. A request body still on its way won't end now (node closes a
+    // connection whose answer went out before its body was read, say a plugin's early 413):
+    // without END or RESET the exchange would stay open on both sides, counted in flight.
+    if (!this.#requestEnded && !exchange.closed) exchange.reset("cancel", "answered before the request body ended");
+  }
+
+  judgeRate(): void {
+    if (this.#requestEnded) {
+      clearInterval(this.#rate);
+      return;
+    }
+    const minRate = this.opts.minUploadRate;
+    const tooSlow = !this.#heldBack && !this.#waitingForPlugin && this.#windowBytes < (minRate * RATE_WINDOW_MS) / 1000;
+    this.#windowBytes = 0;
+    this.#heldBack = false;
+    if (!tooSlow) return;
+    this.exchange.reset("timeout", "request body too slow");
+    this.fail(new GatewayError("request_timeout", `request body slower than ${minRate} bytes/s`));
+  }
+
+  body(chunk: Buffer): void {
+    const { req, exchange, opts } = this;
+    this.#received += chunk.length;
+    this.#windowBytes += chunk.length;
+    this.touch();
+    if (this.#received > opts.maxBodyBytes) {
+      req.off("data", onRequestData);
+      exchange.reset("cancel", "request body too large");
+      this.fail(new GatewayError("payload_too_large", `body over ${opts.maxBodyBytes} bytes`));
+      return;
+    }
+    if (exchange.closed) return; // the plugin finished without reading it all: drop the rest
+    const sent = exchange.write(chunk);
+    // Backpressure: stop reading the client only while the plugin has no credit for us.
+    if (exchange.blocked) {
+      req.pause();
+      this.#waitingForPlugin = true;
+      this.#heldBack = true;
+      sent.then(() => {
+        this.#waitingForPlugin = false;
+        req.resume();
+      });
+    }
+  }
+
+  requestEnd(): void {
+    this.#requestEnded = true;
+    clearInterval(this.#rate);
+    if (this.#done) return;
+    if (!this.exchange.closed) this.exchange.end();
+    if (!this.#headReceived) this.#armFirstByte();
+  }
+}
+
+// Shared by every exchange: node:http calls them with the emitter as `this`; timers pass the exchange.
+function onResponseFinish(this: ServerResponse): void {
+  of(this).answered();
+}
+function onResponseClose(this: ServerResponse): void {
+  of(this).responseClosed();
+}
+function onRequestData(this: IncomingMessage, chunk: Buffer): void {
+  of(this).body(chunk);
+}
+function onRequestEnd(this: IncomingMessage): void {
+  of(this).requestEnd();
+}
+const firstByteTimeout = (f: Forwarding) => f.firstByteTimeout();
+const idleTimeout = (f: Forwarding) => f.idleTimeout();
+const judgeRate = (f: Forwarding) => f.judgeRate();
+
+/** Credit goes back once the bytes have left for the client's socket. */
+function consumedAfterWrite(exchange: Exchange, n: number): () => void {
+  return () => exchange.consumed(n);
 }
