@@ -233,7 +233,7 @@ test("routes | head: a reader that stops early ends nothing but the output (no E
   });
   child.stderr.on("data", (c) => (stderr += c));
   const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
-  const [code] = (await new Promise((r) => child.on("close", (...a) => r(a)))) as [number | null];
+  const code = await new Promise<number | null>((r) => child.on("close", (c) => r(c)));
   clearTimeout(timer);
   running.delete(child);
   assert.match(first, /^PREFIX/);
