@@ -209,6 +209,38 @@ test("routes: the table serve would build, sorted, with reserved prefixes and pl
   assert.match(notServed, /broken.*nexo-plugin\.toml.*mount_prefix/);
 });
 
+test("routes: a bad manifest's not-served line names its file once", async () => {
+  const d = dir([{ id: "ok" }, { id: "broken", manifest: BAD_PREFIX("broken") }]);
+  const r = await run(["routes", "--plugins", d]);
+  assert.equal(r.code, 0, r.stderr);
+  const file = join(d, "broken", "nexo-plugin.toml");
+  const line = r.stdout.split("\n").find((l) => l.includes(file));
+  assert.ok(line, r.stdout);
+  assert.equal(line.split(file).length - 1, 1, `the path appears once: ${line}`);
+  assert.match(line, /^ {2}\S+nexo-plugin\.toml: plugin\.http\.mount_prefix: .* — fix: /);
+});
+
+test("routes | head: a reader that stops early ends nothing but the output (no EPIPE crash)", async () => {
+  // More than a pipe's 64 KiB of rows, so most of the writes come after the reader has gone.
+  const d = dir(Array.from({ length: 1500 }, (_, i) => ({ id: `p${i}`, prefix: `/p${i}-${"x".repeat(60)}` })));
+  const child = spawn(process.execPath, [BIN, "routes", "--plugins", d], { cwd, stdio: ["ignore", "pipe", "pipe"] });
+  running.add(child);
+  let first = "";
+  let stderr = "";
+  child.stdout.once("data", (c: Buffer) => {
+    first = String(c);
+    child.stdout.destroy(); // what `head -1` does once it has its line
+  });
+  child.stderr.on("data", (c) => (stderr += c));
+  const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
+  const code = await new Promise<number | null>((r) => child.on("close", (c) => r(c)));
+  clearTimeout(timer);
+  running.delete(child);
+  assert.match(first, /^PREFIX/);
+  assert.equal(stderr, "", "nothing on stderr");
+  assert.equal(code, 0);
+});
+
 test("serve: prints where it listens and what it mounted, serves, and on SIGTERM exits 0 leaving no plugin", async () => {
   const d = dir([{ id: "alpha" }, { id: "beta", prefix: "/b/eta" }]);
   const port = await freePort();

@@ -24,6 +24,8 @@ const rows = (table?.rows ?? []).map(([key, type, def, rules]) => ({
   rules: rules ?? "",
 }));
 
+const SERVER = "capabilities.http_server";
+
 /** A valid manifest with `key` set to `literal` (or left out, for `undefined`). */
 function manifest(key: string, literal: string | undefined): string {
   const values = new Map<string, string>([
@@ -32,6 +34,9 @@ function manifest(key: string, literal: string | undefined): string {
     ["plugin.entrypoint.command", '"node"'],
     ["plugin.http.mount_prefix", '"/probe"'],
   ]);
+  // A key of [capabilities.http_server] is probed in a section that is otherwise valid (port set).
+  const server = key.startsWith(`${SERVER}.`);
+  if (server) values.set(`${SERVER}.port`, "8181");
   if (literal === undefined) values.delete(key);
   else values.set(key, literal);
   const sections = new Map<string, string[]>();
@@ -40,7 +45,7 @@ function manifest(key: string, literal: string | undefined): string {
     const section = k.slice(0, at);
     sections.set(section, [...(sections.get(section) ?? []), `${k.slice(at + 1)} = ${v}`]);
   }
-  const order = ["plugin", "plugin.entrypoint", "plugin.http"];
+  const order = ["plugin", "plugin.entrypoint", "plugin.http", ...(server ? [SERVER] : [])];
   return order.map((s) => `[${s}]\n${(sections.get(s) ?? []).join("\n")}\n`).join("\n");
 }
 
@@ -48,7 +53,8 @@ const problemsOf = (text: string) => parseManifest(text, "/tmp/docs-probe/nexo-p
 
 test("the manifest reference documents exactly the keys the parser reads", () => {
   assert.ok(rows.length > 8);
-  const source = readFileSync(join(ROOT, "src/manifest/validate.ts"), "utf8");
+  // [capabilities.http_server] is read by a module of its own.
+  const source = ["validate.ts", "http-server.ts"].map((f) => readFileSync(join(ROOT, "src/manifest", f), "utf8")).join("\n");
   const read = new Set([...source.matchAll(/(?:field|optionalString|seconds)\(\w+, "(\w+)"/g)].map((m) => m[1] as string));
   const documented = new Set(rows.flatMap((r) => r.key.split(".")));
   assert.deepEqual([...documented].sort(), [...read].sort());
@@ -82,6 +88,7 @@ function defaultsOf(key: string): string | undefined {
     "plugin.version": '"0.1.0"',
     "plugin.entrypoint.command": '"node"',
     "plugin.http.mount_prefix": '"/probe"',
+    [`${SERVER}.port`]: "8181",
   }[key];
 }
 
@@ -118,4 +125,33 @@ test("a manifest without the optional keys gets the documented defaults", () => 
   assert.match(def("plugin.http.timeout_seconds"), new RegExp(`\\(${(route?.timeoutMs ?? 0) / 1000}\\)`));
   assert.match(def("plugin.http.idle_timeout_seconds"), new RegExp(`\\(${(route?.idleTimeoutMs ?? 0) / 1000}\\)`));
   assert.equal(route?.maxBodyBytes, undefined, "no body limit of its own: the daemon's v1 default, none for v2");
+  assert.equal(m.httpServer, undefined, "no [capabilities.http_server]: a stdio plugin");
+});
+
+test("[capabilities.http_server]: the documented defaults and bounds are the parser's", () => {
+  const parsed = parseManifest(manifest(`${SERVER}.port`, "8181"), "/tmp/docs-probe/nexo-plugin.toml");
+  const server = parsed.manifest?.httpServer;
+  assert.ok(server, JSON.stringify(parsed.problems));
+  const def = (key: string) => codeSpan(rows.find((r) => r.key === `${SERVER}.${key}`)?.def ?? "");
+  assert.equal(def("bind"), JSON.stringify(server.bind));
+  assert.equal(def("health_path"), JSON.stringify(server.healthPath));
+  assert.equal(server.tokenEnv, undefined);
+  assert.equal(Number(def("health_interval_seconds")), server.healthIntervalSeconds);
+  assert.equal(Number(def("health_timeout_seconds")), server.healthTimeoutSeconds);
+  assert.equal(Number(def("health_failures")), server.healthFailures);
+  assert.equal(Number(def("startup_timeout_seconds")), server.startupTimeoutSeconds);
+  for (const key of ["health_interval_seconds", "health_timeout_seconds", "startup_timeout_seconds"]) {
+    const max = /at most (\d+)/.exec(rows.find((r) => r.key === `${SERVER}.${key}`)?.rules ?? "")?.[1];
+    assert.ok(max, `${key}: documented maximum`);
+    assert.deepEqual(problemsOf(manifest(`${SERVER}.${key}`, max)), []);
+    assert.deepEqual(problemsOf(manifest(`${SERVER}.${key}`, "0.5")), []);
+    assert.deepEqual(problemsOf(manifest(`${SERVER}.${key}`, String(Number(max) + 1))), [`${SERVER}.${key}`]);
+    assert.deepEqual(problemsOf(manifest(`${SERVER}.${key}`, "0")), [`${SERVER}.${key}`]);
+  }
+  assert.deepEqual(problemsOf(manifest(`${SERVER}.port`, "65536")), [`${SERVER}.port`]);
+  assert.deepEqual(problemsOf(manifest(`${SERVER}.bind`, '"0.0.0.0"')), [`${SERVER}.bind`]);
+  assert.deepEqual(problemsOf(manifest(`${SERVER}.bind`, '"::1"')), []);
+  assert.deepEqual(problemsOf(manifest(`${SERVER}.health_failures`, "100")), []);
+  assert.deepEqual(problemsOf(manifest(`${SERVER}.health_failures`, "101")), [`${SERVER}.health_failures`]);
+  assert.deepEqual(problemsOf(manifest(`${SERVER}.token_env`, '"NEXO_TOKEN"')), [`${SERVER}.token_env`]);
 });

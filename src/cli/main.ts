@@ -279,7 +279,11 @@ async function routes(args: string[]): Promise<number> {
         .join("  ")
         .trimEnd()}\n`,
     );
-  const notServed: Refusal[] = [...problems.map((p) => ({ plugin: p.file, reason: formatProblem(p) })), ...refused];
+  // A manifest problem is shown under its file's path once: the reason is the rest of check's line.
+  const notServed: Refusal[] = [
+    ...problems.map((p) => ({ plugin: p.file, reason: formatProblem(p).slice(p.file.length + 2) })),
+    ...refused,
+  ];
   if (notServed.length) {
     process.stdout.write("\nnot served:\n");
     for (const r of notServed) process.stdout.write(`  ${r.plugin}: ${r.reason}\n`);
@@ -292,6 +296,13 @@ function bytes(n: number): string {
   if (n % 1024 === 0) return `${n / 1024} KiB`;
   return `${n} B`;
 }
+
+// `portico routes | head`: once the reader has gone, what is left to print has nobody to read it.
+// That is not a failure of the command (which ends with its own status), so stdout's EPIPE, and the
+// errors of writes after it, are dropped. serve's log does not go through process.stdout.
+process.stdout.on("error", (err: NodeJS.ErrnoException) => {
+  if (err.code !== "EPIPE" && err.code !== "ERR_STREAM_DESTROYED") throw err;
+});
 
 main(process.argv.slice(2)).then(
   (code) => {
