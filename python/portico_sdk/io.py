@@ -1,0 +1,81 @@
+"""stdin and stdout as asyncio pipes. stdout belongs to the protocol: fd 1 is moved aside and
+pointed at stderr, so a stray print() (or a C library's write to fd 1) lands in the log instead
+of corrupting the frames."""
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+
+
+class Output(asyncio.Protocol):
+    """The protocol's write side, with backpressure from the pipe (drain)."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.WriteTransport | None = None
+        self._paused = False
+        self._resumed: asyncio.Future | None = None
+        self._lost = False
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def connection_lost(self, exc) -> None:
+        self._lost = True
+        self.exit(0)  # portico went away: nothing left to serve
+
+    def pause_writing(self) -> None:
+        self._paused = True
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        if self._resumed and not self._resumed.done():
+            self._resumed.set_result(None)
+
+    def write(self, data: bytes) -> None:
+        if not self._lost and self.transport is not None:
+            self.transport.write(data)
+
+    async def drain(self) -> None:
+        while self._paused and not self._lost:
+            self._resumed = asyncio.get_running_loop().create_future()
+            await self._resumed
+
+    async def flush(self, timeout: float = 5.0) -> None:
+        """Waits until everything written has left for the pipe (before exiting)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.transport is not None and not self._lost and self.transport.get_write_buffer_size() > 0:
+            if loop.time() > deadline:
+                return
+            await asyncio.sleep(0.005)
+
+    @staticmethod
+    def exit(code: int) -> None:
+        """Leaves now: handler threads may be blocked, and nothing they hold matters any more."""
+        try:
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+
+
+def take_stdio() -> tuple[int, int]:
+    """(stdin fd, protocol stdout fd). After this, fd 1 and sys.stdout write to stderr."""
+    out_fd = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    in_fd = os.dup(0)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)  # input() and friends must not steal protocol bytes
+    os.close(devnull)
+    sys.stdin = open(os.devnull)  # noqa: SIM115
+    return in_fd, out_fd
+
+
+async def open_pipes(in_fd: int, out_fd: int, line_limit: int) -> tuple[asyncio.StreamReader, Output]:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=line_limit)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(in_fd, "rb", buffering=0))
+    out = Output()
+    await loop.connect_write_pipe(lambda: out, os.fdopen(out_fd, "wb", buffering=0))
+    return reader, out
