@@ -105,7 +105,11 @@ test("a client that goes away: the streaming generator is cancelled, a waiting r
 test("the route's timeout: the client gets 504 and the app gets http.disconnect", async () => {
   const r = await fetchRaw(`${p.url}/quick/slow?ms=5000&tag=late`);
   assert.equal(r.status, 504);
-  await until(async () => (await seen("/quick")).some((s) => s.tag === "late" && s.how === "disconnect"), 5000, "http.disconnect on timeout");
+  await until(
+    async () => (await seen("/quick")).some((s) => s.tag === "late" && s.how === "disconnect"),
+    5000,
+    "http.disconnect on timeout",
+  );
 });
 
 /** Opens a WebSocket and collects what happens on it. */
@@ -114,7 +118,9 @@ function openWs(url: string, protocols: string[] = []) {
   const messages: { data: string; binary: boolean }[] = [];
   ws.on("message", (data: Buffer, binary) => messages.push({ data: binary ? data.toString("hex") : data.toString(), binary }));
   const closed = within(
-    new Promise<{ code: number; reason: string }>((resolve) => ws.on("close", (code, reason) => resolve({ code, reason: reason.toString() }))),
+    new Promise<{ code: number; reason: string }>((resolve) =>
+      ws.on("close", (code, reason) => resolve({ code, reason: reason.toString() })),
+    ),
     "the WebSocket to close",
   );
   const opened = within(

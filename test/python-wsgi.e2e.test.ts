@@ -30,7 +30,11 @@ type Seen = { tag: string; how: string; code?: number };
 const seen = async (prefix: string) => JSON.parse((await fetchRaw(`${p.url}${prefix}/seen`)).body.toString()) as Seen[];
 
 /** POSTs `size` bytes of the test pattern, streamed (chunked unless `withLength`), and returns the answer's status, bytes and CRC. */
-function postStreamed(url: string, size: number, withLength = false): Promise<{ status: number; bytes: number; crc: number; sentCrc: number; body: Buffer }> {
+function postStreamed(
+  url: string,
+  size: number,
+  withLength = false,
+): Promise<{ status: number; bytes: number; crc: number; sentCrc: number; body: Buffer }> {
   return within(
     new Promise((resolve, reject) => {
       let sentCrc = 0;

@@ -179,3 +179,5 @@ class ASGIAdapter:
                 ex.ws_close(int(message.get("code") or 1000), str(message.get("reason") or ""))
 
         await self.app(self.scope(ex, "websocket"), receive, send)
+        if not accepted and not ex.head_sent:  # returned without accepting: refused, as ASGI says
+            await ex.respond(403, [["Content-Type", "text/plain; charset=utf-8"]], b"WebSocket refused\n")

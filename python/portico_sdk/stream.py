@@ -12,7 +12,7 @@ import collections
 from typing import TYPE_CHECKING
 
 from .frames import (
-    DATA, END, HEAD, MAX_DATA_FRAME, RESET, WINDOW, WS, WS_CLOSE, close_payload, frame, json_bytes,
+    DATA, END, HEAD, MAX_DATA_FRAME, MAX_PAYLOAD, RESET, WINDOW, WS, WS_CLOSE, close_payload, frame, json_bytes,
 )
 
 if TYPE_CHECKING:
@@ -126,8 +126,9 @@ class Stream:
             self._ended_locally()
 
     def reset(self, code: str, message: str | None = None) -> None:
-        """Ends the stream at once (§5): "cancel" (gave up) or "error" (failed)."""
-        if self.closed:
+        """Ends the stream at once (§5): "cancel" (gave up) or "error" (failed). Never after our
+        response END: that could cut the response short on its way (§4)."""
+        if self.closed or (self.local_ended and not self.websocket):
             return
         self._close()
         self.conn.write(frame(RESET, 0, self.id, json_bytes({"code": code, "message": message} if message else {"code": code})))
@@ -154,6 +155,8 @@ class Stream:
         the window, for a big one, which then runs the credit negative)."""
         if self.peer_closed or self.closed:
             raise ClientDisconnected("the WebSocket is closed")
+        if len(payload) > MAX_PAYLOAD:
+            raise ValueError("a WebSocket message is at most 16 MiB (one frame, docs/protocol.md §6)")
         want = min(len(payload), max(1, self.conn.send_window // 2))
         if self.credit < want:
             await self._wait(lambda: self.credit >= want or self.closed)

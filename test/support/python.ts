@@ -6,8 +6,8 @@
  */
 import { spawnSync } from "node:child_process";
 import { get as httpGet } from "node:http";
-import { crc32 } from "node:zlib";
 import { fileURLToPath } from "node:url";
+import { crc32 } from "node:zlib";
 import type { PluginSpec } from "./portico.js";
 import { within } from "./v2.js";
 
