@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import threading
 
 
 class Output(asyncio.Protocol):
@@ -72,10 +73,40 @@ def take_stdio() -> tuple[int, int]:
     return in_fd, out_fd
 
 
+class _FileTransport:
+    """For a stdout that is a regular file (a developer's `> out.txt`): plain blocking writes."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.fd, view):]
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+
+def _read_in_thread(loop: asyncio.AbstractEventLoop, fd: int, reader: asyncio.StreamReader) -> None:
+    """For a stdin that is a regular file: a thread feeds the reader (no backpressure needed)."""
+    while chunk := os.read(fd, 65536):
+        loop.call_soon_threadsafe(reader.feed_data, chunk)
+    loop.call_soon_threadsafe(reader.feed_eof)
+
+
 async def open_pipes(in_fd: int, out_fd: int, line_limit: int) -> tuple[asyncio.StreamReader, Output]:
+    """portico gives the plugin pipes; anything else (a file, when trying a plugin by hand) works
+    too, without the pipes' non-blocking I/O."""
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=line_limit)
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(in_fd, "rb", buffering=0))
+    try:
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(in_fd, "rb", buffering=0, closefd=False))
+    except ValueError:
+        threading.Thread(target=_read_in_thread, args=(loop, in_fd, reader), daemon=True, name="portico-stdin").start()
     out = Output()
-    await loop.connect_write_pipe(lambda: out, os.fdopen(out_fd, "wb", buffering=0))
+    try:
+        await loop.connect_write_pipe(lambda: out, os.fdopen(out_fd, "wb", buffering=0, closefd=False))
+    except ValueError:
+        out.connection_made(_FileTransport(out_fd))
     return reader, out
