@@ -54,7 +54,7 @@ function nexoHost(file: string, id: string, python: string, env: Record<string, 
     );
   const send = (msg: unknown) => child.stdin.write(`${JSON.stringify(msg)}\n`);
   const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
-  return { child, next, send, exited, dir };
+  return { child, next, send, exited, dir, stderr: () => stderr };
 }
 
 /** One HTTP request the way nexo sends it, and the HTTP reply out of the publish the plugin answers with. */
@@ -118,6 +118,23 @@ test("FastAPI under a host that offers no v2: it answers initialize as v1, serve
   assert.deepEqual(await host.next(), { jsonrpc: "2.0", id: 2, result: { ok: true } });
   assert.equal(await within(host.exited, "the plugin to exit"), 0);
   assert.equal(readFileSync(lifespan, "utf8"), "startup\nshutdown\n");
+});
+
+test("when the host goes away (stdin closes), lifespan shutdown runs and the plugin exits 0; a failed startup exits 1", async () => {
+  const python = pythonWith(["fastapi"]);
+  const lifespan = join(mkdtempSync(join(tmpdir(), "portico-pyv1-")), "lifespan.txt");
+  dirs.push(join(lifespan, ".."));
+  const host = nexoHost("fastapi_lab.py", "gone_v1", python, { LIFESPAN_FILE: lifespan });
+  host.send({ jsonrpc: "2.0", id: 1, method: "initialize", params: { nexo_version: "0.1.5" } });
+  await host.next();
+  host.child.stdin.end();
+  assert.equal(await within(host.exited, "the plugin to exit"), 0);
+  assert.equal(readFileSync(lifespan, "utf8"), "startup\nshutdown\n");
+
+  const failing = nexoHost("fastapi_lab.py", "fail_v1", python, { FAIL_STARTUP: "1" });
+  failing.send({ jsonrpc: "2.0", id: 1, method: "initialize", params: { nexo_version: "0.1.5" } });
+  assert.equal(await within(failing.exited, "the failing plugin to exit"), 1);
+  assert.match(failing.stderr(), /the app failed to start: .*the database is not there/s);
 });
 
 test("Flask under a host that offers no v2: the same app answers, a failing view is a 500", async () => {

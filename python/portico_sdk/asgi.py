@@ -6,7 +6,7 @@ import logging
 import sys
 
 from .frames import WS_BINARY, WS_CLOSE, WS_TEXT, parse_close
-from .http import RequestInfo, decoded_path, header_pairs
+from .heads import RequestInfo, decoded_path, header_pairs
 from .lifespan import Lifespan
 from .stream import ClientDisconnected
 
@@ -16,17 +16,16 @@ ASGI_VERSION = {"version": "3.0", "spec_version": "2.3"}
 
 
 def path_includes_root_path() -> bool:
-    """Whether scope["path"] should carry the mount prefix. The ASGI spec (and Starlette 0.33 or
-    later, which strips root_path itself when routing) says yes; older Starlette (Debian 12's
-    0.26, so FastAPI too) routes on scope["path"] as given, and expects it without root_path, as
-    uvicorn gave it before 0.26. Either way the app's routes are written without the prefix."""
+    """Whether scope["path"] should carry the mount prefix. The ASGI spec says yes, and so does
+    Starlette from 0.35 on, which strips root_path itself when it routes (get_route_path). Older
+    Starlette (Debian 12 has 0.26, under FastAPI 0.92) routes on scope["path"] as given and
+    expects it without root_path, as uvicorn gave it before. Either way, the app's routes are
+    written without the prefix."""
     if "starlette" not in sys.modules:
         return True
-    try:
-        from starlette._utils import get_route_path  # noqa: F401  (the newer routing)
-    except ImportError:
-        return False
-    return True
+    import starlette.routing
+
+    return hasattr(starlette.routing, "get_route_path")
 
 
 class ASGIAdapter:

@@ -9,7 +9,7 @@ import logging
 from .frames import (
     DATA, END, HEAD, HEADER, MAX_PAYLOAD, RESET, RPC, WINDOW, WS, WS_CLOSE, ProtocolError, close_payload, json_frame,
 )
-from .io import Output
+from .stdio import Output
 from .stream import ClientDisconnected, Stream
 
 log = logging.getLogger("portico_sdk")

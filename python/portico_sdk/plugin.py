@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .connection import Connection
 from .frames import DEFAULT_WINDOW, ProtocolError
-from .io import Output, open_pipes, take_stdio
+from .stdio import Output, open_pipes, take_stdio
 from .v1 import V1Session
 
 log = logging.getLogger("portico_sdk")
@@ -61,6 +61,7 @@ def run(adapter, manifest=None, server_version: str | None = None, protocol: int
 
 async def _main(adapter, manifest, server_version, protocol, window, in_fd, out_fd) -> None:
     reader, out = await open_pipes(in_fd, out_fd, V1_LINE_LIMIT)
+    out.on_lost = reader.feed_eof
     adapter.bind(asyncio.get_running_loop())
     # The app starts (ASGI lifespan startup) while the handshake line is on its way; portico marks
     # the plugin ready when we answer, so we answer only once the app is ready.

@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 
 from .frames import WS_BINARY, WS_CLOSE, WS_TEXT, parse_close
-from .http import RequestInfo, header_pairs
+from .heads import RequestInfo, header_pairs
 from .stream import ClientDisconnected
 from .threads import BodyReader, Bridge
 from .wsgi import _watch

@@ -5,7 +5,7 @@ import logging
 import sys
 import threading
 
-from .http import RequestInfo, header_pairs, wsgi_path
+from .heads import RequestInfo, header_pairs, wsgi_path
 from .stream import ClientDisconnected
 from .threads import BodyReader, Bridge
 

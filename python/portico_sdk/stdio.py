@@ -17,13 +17,19 @@ class Output(asyncio.Protocol):
         self._paused = False
         self._resumed: asyncio.Future | None = None
         self._lost = False
+        self.on_lost = None  # called when portico closes our stdout: it went away
 
     def connection_made(self, transport) -> None:
         self.transport = transport
 
     def connection_lost(self, exc) -> None:
         self._lost = True
-        self.exit(0)  # portico went away: nothing left to serve
+        if self._resumed and not self._resumed.done():
+            self._resumed.set_result(None)
+        if self.on_lost is not None:
+            self.on_lost()  # ends the read loop as stdin's end would: the app's shutdown runs, then exit
+        else:
+            self.exit(0)
 
     def pause_writing(self) -> None:
         self._paused = True
