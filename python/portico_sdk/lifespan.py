@@ -71,6 +71,8 @@ class Lifespan:
 
         try:
             await self.app(scope, self._queue.get, send)
+        except asyncio.CancelledError:
+            raise  # the plugin is leaving
         except BaseException:
             if self._started.done():  # a failure after startup is worth a trace; before, it means "unsupported"
                 log.exception("lifespan task failed")

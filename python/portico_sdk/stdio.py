@@ -44,8 +44,10 @@ class Output(asyncio.Protocol):
             self.transport.write(data)
 
     async def drain(self) -> None:
+        # Every waiter shares one future: several streams may be waiting for the pipe at once.
         while self._paused and not self._lost:
-            self._resumed = asyncio.get_running_loop().create_future()
+            if self._resumed is None or self._resumed.done():
+                self._resumed = asyncio.get_running_loop().create_future()
             await self._resumed
 
     async def flush(self, timeout: float = 5.0) -> None:
