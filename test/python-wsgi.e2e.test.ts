@@ -68,7 +68,7 @@ function postStreamed(
   );
 }
 
-test("Flask: SCRIPT_NAME is the prefix, routes are written without it, url_for includes it", async () => {
+test("Flask: SCRIPT_NAME is the prefix, routes are written without it, url_for includes it; HEAD", async () => {
   const home = await getJson(`${p.url}/web/`);
   assert.equal(home.script_root, "/web");
   assert.equal(home.path, "/");
@@ -76,6 +76,9 @@ test("Flask: SCRIPT_NAME is the prefix, routes are written without it, url_for i
   assert.equal(home.url_for, "/web/items/7");
   assert.deepEqual(await getJson(`${p.url}/web/items/9?q=a%20b`), { id: "9", q: "a b" });
   assert.equal((await fetchRaw(`${p.url}/web/nope`)).status, 404);
+  // HEAD: the GET's headers (its Content-Length included), no body.
+  const head = await fetchRaw(`${p.url}/web/download?bytes=1000000`, { method: "HEAD" });
+  assert.deepEqual([head.status, head.headers["content-length"], head.body.length], [200, "1000000", 0]);
 });
 
 test("Flask: a generator response reaches the client chunk by chunk", async () => {

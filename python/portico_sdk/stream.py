@@ -89,10 +89,13 @@ class Stream:
             if end:
                 self._ended_locally()
             return
-        if end and len(body) <= min(self.credit, MAX_DATA_FRAME):
+        if len(body) <= min(self.credit, MAX_DATA_FRAME):
+            # The head and the first body bytes in one write: one trip through the pipe (the first
+            # event of an SSE stream, say), and the whole of a small response.
             self.credit -= len(body)
-            self.conn.write(frame(HEAD, 0, self.id, json_bytes(head)) + frame(DATA, END, self.id, body))
-            self._ended_locally()
+            self.conn.write(frame(HEAD, 0, self.id, json_bytes(head)) + frame(DATA, END if end else 0, self.id, body))
+            if end:
+                self._ended_locally()
             return
         self.conn.write(frame(HEAD, 0, self.id, json_bytes(head)))
         await self.write(body, end)
