@@ -6,10 +6,10 @@
 // load client). Rounds alternate the order of the two; the figures are medians over rounds, and
 // the ratio is portico's over uvicorn's (above 1: portico does more per second, or waits longer).
 //
-//   node bench/python.mjs [--duration SEC] [--rounds N] [--no-write]
+//   node bench/python.mjs [--duration SEC] [--rounds N] [--out FILE] [--no-write] [--no-build]
 //
-// It writes its section of bench/RESULTS.md, between the markers below, and leaves the rest of the
-// file alone. It needs /usr/bin/python3 with Debian's python3-fastapi and python3-uvicorn, nginx
+// It writes its section of bench/RESULTS.md (or FILE), between the markers below, and leaves the
+// rest of the file alone (a file without the markers gets the section appended). It needs /usr/bin/python3 with Debian's python3-fastapi and python3-uvicorn, nginx
 // and wrk (sh scripts/install-system-deps.sh). Everything it starts is stopped when it ends.
 import { spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
@@ -30,7 +30,13 @@ const START = "<!-- bench/python.mjs: start -->";
 const END = "<!-- bench/python.mjs: end -->";
 
 const { values: opts } = parseArgs({
-  options: { duration: { type: "string", default: "5" }, rounds: { type: "string", default: "3" }, "no-write": { type: "boolean" } },
+  options: {
+    duration: { type: "string", default: "5" },
+    rounds: { type: "string", default: "3" },
+    out: { type: "string" },
+    "no-write": { type: "boolean" },
+    "no-build": { type: "boolean" },
+  },
 });
 const DURATION = Math.max(1, Number(opts.duration));
 const ROUNDS = Math.max(1, Number(opts.rounds));
@@ -306,8 +312,8 @@ function fmt(x, unit) {
 
 async function main() {
   const tools = checkTools();
-  const b = spawnSync("npm", ["run", "build", "--silent"], { cwd: ROOT, stdio: "inherit" });
-  if (b.status !== 0) fail("npm run build failed");
+  if (!opts["no-build"] && spawnSync("npm", ["run", "build", "--silent"], { cwd: ROOT, stdio: "inherit" }).status !== 0)
+    fail("npm run build failed");
   const targets = { portico: await startPortico(), uvicorn: await startUvicornBehindNginx(tools.nginx) };
   await sanity(targets.portico.base, "portico");
   await sanity(targets.uvicorn.base, "nginx → uvicorn");
@@ -362,7 +368,7 @@ async function main() {
   ].join("\n");
   process.stdout.write(`${section}\n`);
   if (!opts["no-write"]) {
-    const file = join(BENCH, "RESULTS.md");
+    const file = opts.out ? resolve(opts.out) : join(BENCH, "RESULTS.md");
     const text = existsSync(file) ? readFileSync(file, "utf8") : "";
     const a = text.indexOf(START);
     const z = text.indexOf(END);
