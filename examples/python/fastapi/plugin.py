@@ -1,0 +1,4 @@
+from app import app
+from portico_sdk import serve_asgi
+
+serve_asgi(app)
