@@ -13,9 +13,12 @@ const Registry = require("prom-client/lib/registry") as typeof Prom.Registry;
 
 import type { EventEmitter } from "node:events";
 import { PLUGIN_STATES, type PluginEvents, type PluginState } from "../host/plugin.js";
+import { LiveStats } from "./live-stats.js";
 
 export class Metrics {
   readonly registry = new Registry();
+  /** The status page's figures (rates, percentiles, history), beside Prometheus' cumulative ones. */
+  readonly live = new LiveStats();
   readonly requests = new Counter({
     name: "portico_requests_total",
     help: "HTTP requests answered, by plugin, route prefix and status",
@@ -89,6 +92,7 @@ export class Metrics {
     this.inFlight.set({ plugin: plugin.id }, 0);
     plugin.on("state", setState);
     plugin.on("restart", () => this.restarts.inc({ plugin: plugin.id }));
+    this.live.watch(plugin);
   }
 
   // Label look-ups hash the label set on every call; the children are cached per label set instead.

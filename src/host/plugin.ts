@@ -12,6 +12,7 @@ import type { Logger } from "../log.js";
 import type { PluginManifest } from "../manifest/index.js";
 import { streamTransport } from "../transport/index.js";
 import { watchInput } from "./input-watch.js";
+import { LineRing } from "./line-ring.js";
 import { type LogLine, limitedLog } from "./log-limit.js";
 import { type ExitInfo, PluginProcess } from "./process.js";
 
@@ -78,6 +79,9 @@ export interface PluginStatus {
   nextAttemptAt: string | null;
 }
 
+/** Lines of a plugin's stderr kept across its runs, for the status page. */
+const STDERR_KEPT_LINES = 50;
+
 export interface PluginEvents {
   state: [state: PluginState, previous: PluginState];
   restart: [];
@@ -97,6 +101,8 @@ export class Plugin extends EventEmitter<PluginEvents> implements Upstream {
   #lastExit: string | null = null;
   #nextAttemptAt = 0;
   #restartTimer: NodeJS.Timeout | undefined;
+  /** Its stderr across runs (a run's own tail dies with the run): what the status page shows. */
+  readonly #stderr = new LineRing(STDERR_KEPT_LINES);
 
   constructor(manifest: PluginManifest, opts: SupervisorOptions, limits: PluginLimits, log: Logger) {
     super();
@@ -146,13 +152,12 @@ export class Plugin extends EventEmitter<PluginEvents> implements Upstream {
     clearTimeout(this.#restartTimer);
     const run = this.#run;
     if (!run || run.process.exited) {
-      this.#setState("stopped");
+      this.#setState("stopped", "info", {}, "plugin stopped");
       return;
     }
-    this.#setState("stopping");
+    this.#setState("stopping", "info", { pid: run.process.pid }, "plugin stopping");
     const exit = await shutdown(run, this.#opts.shutdownGraceMs);
-    this.#log.info({ exit: exit.reason }, "plugin stopped");
-    this.#setState("stopped");
+    this.#setState("stopped", "info", { exit: exit.reason }, "plugin stopped");
   }
 
   /** Leaves `failed` (or any state) and starts afresh, forgetting past crashes. */
@@ -166,6 +171,11 @@ export class Plugin extends EventEmitter<PluginEvents> implements Upstream {
   kill(reason: string): void {
     clearTimeout(this.#restartTimer);
     this.#run?.process.kill(reason);
+  }
+
+  /** The last lines it wrote on stderr (that reached the log), across restarts, oldest first. */
+  stderrTail(): string[] {
+    return this.#stderr.lines();
   }
 
   /** Exchanges in flight on the running plugin. */
@@ -194,7 +204,7 @@ export class Plugin extends EventEmitter<PluginEvents> implements Upstream {
   }
 
   async #spawn(): Promise<void> {
-    this.#setState("starting");
+    this.#setState("starting", "info", { restarts: this.#restarts }, "plugin starting");
     let run: Run;
     try {
       run = this.#startRun();
@@ -217,8 +227,7 @@ export class Plugin extends EventEmitter<PluginEvents> implements Upstream {
     try {
       const { serverVersion } = await run.connection.initialize(this.#opts.initTimeoutMs);
       if (this.#run !== run || this.#state !== "starting") return;
-      this.#log.info({ pid: run.process.pid, serverVersion, protocol: run.connection.protocol }, "plugin ready");
-      this.#setState("ready");
+      this.#setState("ready", "info", { pid: run.process.pid, serverVersion, protocol: run.connection.protocol }, "plugin ready");
     } catch (err) {
       run.process.kill((err as Error).message);
       const exit = await run.process.waitExit();
@@ -235,7 +244,7 @@ export class Plugin extends EventEmitter<PluginEvents> implements Upstream {
 
   /** A process and a connection over its stdio. Throws when there is nothing to spawn. */
   #startRun(): Run {
-    const proc = new PluginProcess(this.manifest, this.#logLine);
+    const proc = new PluginProcess(this.manifest, this.#logLine, (line) => this.#stderr.push(line));
     const connection = new PluginConnection(streamTransport(proc.output, proc.input), {
       pluginId: this.manifest.id,
       manifestFile: this.manifest.file,
@@ -253,11 +262,12 @@ export class Plugin extends EventEmitter<PluginEvents> implements Upstream {
     this.#crashes = this.#crashes.filter((t) => now - t < this.#opts.crashWindowMs);
     this.#crashes.push(now);
     if (this.#crashes.length >= this.#opts.maxCrashes) {
-      this.#log.error(
+      this.#setState(
+        "failed",
+        "error",
         { crashes: this.#crashes.length, windowMs: this.#opts.crashWindowMs, exit: info.reason },
         "plugin crashed too often; giving up (state failed)",
       );
-      this.#setState("failed");
       return;
     }
     const base = Math.min(this.#opts.restartMaxDelayMs, this.#opts.restartDelayMs * 2 ** (this.#crashes.length - 1));
@@ -265,11 +275,12 @@ export class Plugin extends EventEmitter<PluginEvents> implements Upstream {
     this.#nextAttemptAt = now + delay;
     // Its last words on stderr say why, and at warn they are seen where info lines are not.
     const tail = this.#run?.process.stderrTail().slice(-5);
-    this.#log.warn(
+    this.#setState(
+      "restarting",
+      "warn",
       { exit: info.reason, restartInMs: delay, stderr: tail?.length ? tail.join("\n") : undefined },
       "plugin exited; restarting",
     );
-    this.#setState("restarting");
     this.#restartTimer = setTimeout(() => {
       this.#restarts++;
       this.emit("restart");
@@ -278,10 +289,15 @@ export class Plugin extends EventEmitter<PluginEvents> implements Upstream {
     this.#restartTimer.unref();
   }
 
-  #setState(state: PluginState): void {
+  /**
+   * Every change of state is one log line, and only here: `state` and `previous` fields, plus
+   * what explains it (pid, exit, delay). Issue 8: an operator greps one shape for a plugin's story.
+   */
+  #setState(state: PluginState, level: "info" | "warn" | "error", fields: Record<string, unknown>, msg: string): void {
     const previous = this.#state;
     if (previous === state) return;
     this.#state = state;
+    this.#log[level]({ state, previous, ...fields }, msg);
     this.emit("state", state, previous);
   }
 }

@@ -31,8 +31,8 @@ export class PluginProcess {
   /** Reason recorded before we kill the process ourselves, so the exit is reported truthfully. */
   #killReason: string | undefined;
 
-  /** Throws when the manifest has no command to run. */
-  constructor(manifest: PluginManifest, logLine: LogLine) {
+  /** Throws when the manifest has no command to run. `onStderr` sees each stderr line that was logged. */
+  constructor(manifest: PluginManifest, logLine: LogLine, onStderr?: (line: string) => void) {
     const ep = manifest.entrypoint;
     if (!ep) throw new Error(`plugin ${manifest.id} has no entrypoint command`);
     // Own process group (detached): a terminal's Ctrl-C must not reach plugins before our
@@ -71,6 +71,7 @@ export class PluginProcess {
           const text = line.toString("utf8");
           this.#stderrTail.push(text);
           if (this.#stderrTail.length > STDERR_TAIL_LINES) this.#stderrTail.shift();
+          onStderr?.(text);
           return [{ stream: "stderr" }, text];
         });
         if (!logged) reader?.holdFor(FLOOD_HOLD_MS);
