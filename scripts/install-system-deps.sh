@@ -1,7 +1,7 @@
 #!/bin/sh
-# System packages the tests (python3; nats-server for the NATS tests) and the benchmark (wrk, nginx) need, on Debian or Ubuntu. Safe to run again.
+# System packages the tests (python3; nats-server for the NATS tests; chromium for the status page test) and the benchmark (wrk, nginx) need, on Debian or Ubuntu. Safe to run again.
 set -eu
-PKGS="python3 nats-server wrk nginx-light"
+PKGS="python3 nats-server chromium wrk nginx-light"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

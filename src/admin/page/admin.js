@@ -34,7 +34,7 @@ const fmtRate = (r) => (r >= 10 ? String(Math.round(r)) : r.toFixed(1));
 const fmtPercent = (r) => (r === null ? "—" : `${(r * 100).toFixed(r > 0 && r < 0.01 ? 2 : 1)}%`);
 function fmtMs(ms) {
   if (ms === null) return "—";
-  if (ms < 1) return `${ms.toFixed(2)} ms`;
+  if (ms < 1) return `${Number(ms.toPrecision(2))} ms`;
   if (ms < 1000) return `${Math.round(ms * 10) / 10} ms`;
   return `${(ms / 1000).toFixed(1)} s`;
 }
@@ -113,6 +113,7 @@ function newCard(id) {
   const restart = el("button", "", "Restart");
   restart.type = "button";
   restart.dataset.action = "restart";
+  restart.dataset.field = "restart";
   const stop = el("button", "danger", "Stop");
   stop.type = "button";
   stop.dataset.action = "stop";
@@ -170,7 +171,7 @@ function render(status) {
     card.dataset.state = p.state;
     set(card, "state", p.state).dataset.state = p.state;
     set(card, "prefix", p.prefix ?? "(no route)");
-    set(card, "protocol", p.protocol ? `v${p.protocol}` : "v?");
+    set(card, "protocol", p.protocol ? `v${p.protocol}` : "v–");
     set(card, "facts", factsOf(p));
     const t = p.traffic;
     set(card, "rps", fmtRate(t.rps));
@@ -187,6 +188,9 @@ function render(status) {
     }
     drawSpark(card.querySelector('[data-field="spark"]'), t.history, t.errorHistory);
     for (const b of card.querySelectorAll("button")) b.hidden = !p.local;
+    const stopped = p.state === "stopped";
+    set(card, "restart", stopped ? "Start" : "Restart");
+    card.querySelector('[data-action="stop"]').disabled = stopped || p.state === "stopping";
   }
   for (const card of [...list.children]) if (!seen.has(card.dataset.plugin)) card.remove();
   $("empty").hidden = n > 0;
