@@ -382,3 +382,29 @@ describe("every state change is one structured log line", () => {
     for (const l of lines) assert.equal(typeof l.msg, "string");
   });
 });
+
+test("shutting down ends open event streams: an open status page does not hold the daemon up", async () => {
+  const p = await startPortico([{ id: "alpha" }], {
+    admin: { enabled: true, token: undefined },
+    supervisor: { ...FAST_SUPERVISOR, shutdownGraceMs: 10_000 },
+  });
+  let ended = false;
+  const req = request(`${p.url}/admin/api/events`, (res) => {
+    res.resume();
+    res.on("end", () => (ended = true));
+  });
+  req.on("error", () => {});
+  req.end();
+  try {
+    await until(() => p.portico.metrics.live.listenerCount("change") === 1, 3000, "the stream to open");
+    const started = Date.now();
+    await p.close();
+    // Well within the 10 s grace period the daemon would otherwise wait for it.
+    assert.ok(Date.now() - started < 5000, `closed in ${Date.now() - started} ms`);
+    await until(() => ended, 3000, "the stream to end");
+    assert.equal(p.portico.metrics.live.listenerCount("change"), 0);
+  } finally {
+    req.destroy();
+    await p.close();
+  }
+});
