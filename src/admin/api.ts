@@ -94,7 +94,7 @@ export class AdminApi {
     const ctx = this.#ctx;
     if (!ctx.plugins().has(id) && !ctx.local(id)) throw new GatewayError("not_found", `no plugin ${id}`);
     const plugin = ctx.local(id);
-    if (!plugin) throw new GatewayError("not_local", `${id} runs on a NATS host; act on it there`);
+    if (!plugin) throw new GatewayError("not_local", `${id} runs on a NATS host`);
     ctx.log.info({ plugin: id, action, client: req.socket.remoteAddress }, `admin: ${action} ${id}`);
     const previous = this.#busy.get(id) ?? Promise.resolve();
     const run = previous.then(() => (action === "restart" ? plugin.restart() : plugin.stop()));

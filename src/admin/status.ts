@@ -7,8 +7,6 @@ import type { LiveStats, TrafficFigures } from "./live-stats.js";
 export interface ServedPlugin {
   readonly id: string;
   status(): PluginStatus & { replicas?: object[] };
-  /** Local plugins only: their stderr across restarts. */
-  stderrTail?(): string[];
 }
 
 export interface PluginView {
@@ -52,6 +50,8 @@ export interface StatusSources {
   live: LiveStats;
   draining: () => boolean;
   isLocal: (id: string) => boolean;
+  /** A local plugin's last stderr lines; undefined for one that runs elsewhere. */
+  stderrOf: (id: string) => string[] | undefined;
   role: string;
 }
 
@@ -89,6 +89,6 @@ function viewOf(p: ServedPlugin, src: StatusSources, now: number): PluginView {
     nextAttemptAt: s.nextAttemptAt,
     local: src.isLocal(p.id),
     traffic: src.live.figures(p.id),
-    stderr: p.stderrTail ? p.stderrTail() : null,
+    stderr: src.stderrOf(p.id) ?? null,
   };
 }

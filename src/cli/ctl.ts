@@ -90,7 +90,7 @@ async function explain(o: CtlOptions, status: number, error: string, method: str
       return `${said}: the admin API is not enabled there (set [admin] enabled = true in portico.toml)`;
     }
     case 409:
-      return `${said}: "${o.id}" runs on a NATS host; run ctl against that host's portico`;
+      return `${said}: "${o.id}" runs on a NATS host, and this gateway cannot restart or stop it (docs/admin.md)`;
     default:
       return said;
   }

@@ -95,6 +95,7 @@ export function createPortico(options: PorticoOptions = {}): Portico {
     draining: () => draining,
     isLocal: (id) => host.plugins.has(id),
     local: (id) => host.plugins.get(id),
+    stderrOf: (id) => host.plugins.get(id)?.stderrTail(),
     role: config.nats?.role ?? "embedded",
     log,
   });
