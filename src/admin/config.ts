@@ -7,7 +7,7 @@ export interface AdminConfig {
    * Set: every client, loopback included, must send `Authorization: Bearer <token>` to the API.
    * Unset: only loopback clients are let in.
    */
-  token: string | undefined;
+  token?: string | undefined;
 }
 
 export const DEFAULT_ADMIN: AdminConfig = { enabled: false, token: undefined };
