@@ -96,6 +96,18 @@ test("with the token it renders every plugin: state, prefix, protocol, pid, stde
   assert.equal(await text(page.locator("#overall")), "ok");
 });
 
+test("a token in the address's #fragment opens the page too, and leaves the address bar", async () => {
+  const other = await browser.newPage();
+  try {
+    await other.goto(`${p.url}/admin#token=${TOKEN}`);
+    await other.waitForSelector('[data-plugin="alpha"][data-state="ready"]', { timeout: 10_000 });
+    assert.equal(other.url(), `${p.url}/admin`);
+    assert.equal(await other.locator("#auth").isHidden(), true);
+  } finally {
+    await other.close();
+  }
+});
+
 test("traffic shows up by itself: requests per second, errors, latency, sparkline", async () => {
   // A bounded load loop, some of it answered 500 by the plugin: 2.5 s at most.
   const deadline = Date.now() + 2500;

@@ -7,11 +7,14 @@ const SVG = "http://www.w3.org/2000/svg";
 
 // A token in the address's fragment (#token=…) never reaches a server or a log: taken, then dropped.
 let token = sessionStorage.getItem(TOKEN_KEY) ?? "";
-if (location.hash.startsWith("#token=")) {
+function tokenFromAddress() {
+  if (!location.hash.startsWith("#token=")) return false;
   token = decodeURIComponent(location.hash.slice(7));
   sessionStorage.setItem(TOKEN_KEY, token);
   history.replaceState(null, "", location.pathname);
+  return true;
 }
+tokenFromAddress();
 const authHeaders = () => (token ? { Authorization: `Bearer ${token}` } : {});
 
 /** Turns element creation into one call: el("div", "class", child, "text"…). */
@@ -239,13 +242,20 @@ function askToken(reason) {
     waitingForToken = resolve;
   });
 }
+function tokenGiven() {
+  $("auth").hidden = true;
+  waitingForToken?.();
+  waitingForToken = null;
+}
 $("auth-form").addEventListener("submit", (e) => {
   e.preventDefault();
   token = $("token").value.trim();
   sessionStorage.setItem(TOKEN_KEY, token);
-  $("auth").hidden = true;
-  waitingForToken?.();
-  waitingForToken = null;
+  tokenGiven();
+});
+// An address with #token=… opened in a tab that has the page already.
+window.addEventListener("hashchange", () => {
+  if (tokenFromAddress()) tokenGiven();
 });
 
 /** Reads the event stream for as long as it lasts; reconnects after a pause when it ends. */
