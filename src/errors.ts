@@ -23,6 +23,8 @@ export type GatewayErrorCode =
   | "bad_reply" // the plugin answered something that is not a valid HTTP reply
   | "plugin_crashed" // the plugin process died with the exchange in flight
   | "plugin_reset" // the plugin reset the stream before answering (protocol v2)
+  | "app_unreachable" // an app serving HTTP itself: nothing answered on its port
+  | "app_disconnected" // an app serving HTTP itself closed or reset the connection before its response head
   | "overloaded" // too many exchanges in flight for one plugin, or too many bytes queued for it
   | "too_many_connections" // over max_connections
   | "shutting_down" // the daemon is draining
@@ -49,6 +51,8 @@ const STATUS: Record<GatewayErrorCode, number> = {
   bad_reply: 502,
   plugin_crashed: 502,
   plugin_reset: 502,
+  app_unreachable: 502,
+  app_disconnected: 502,
   overloaded: 503,
   too_many_connections: 503,
   shutting_down: 503,
@@ -78,6 +82,8 @@ const MESSAGE: Record<GatewayErrorCode, string> = {
   bad_reply: "plugin reply malformed",
   plugin_crashed: "plugin exited before replying",
   plugin_reset: "plugin reset the request",
+  app_unreachable: "app unreachable",
+  app_disconnected: "app closed the connection",
   overloaded: "plugin overloaded",
   too_many_connections: "too many connections",
   shutting_down: "shutting down",

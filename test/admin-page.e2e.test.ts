@@ -161,7 +161,7 @@ test("the Restart button restarts the plugin: a new process, ready, one log line
   );
   assert.notEqual(pidOf("alpha"), before);
   assert.match(await text(page.locator("#toast")), /alpha: restarted \(ready\)/);
-  const states = p.logs.slice(mark).filter((l) => l.plugin === "alpha" && l.state !== undefined);
+  const states = p.logs.slice(mark).filter((l) => l.plugin === "alpha" && l.previous !== undefined);
   assert.deepEqual(
     states.map((l) => `${l.previous}→${l.state}`),
     ["ready→stopping", "stopping→stopped", "stopped→starting", "starting→ready"],

@@ -355,3 +355,20 @@ test("a v1 request is answered while a v2 stream is held open", async () => {
   }
   await until(() => stderrLines().includes(`lab: aborted ${tag} AbortError`), 5000, "the held stream to be cancelled");
 });
+
+test("a whole body of known length (string, bytes, ArrayBuffer, Blob) goes out with Content-Length at any size", async () => {
+  for (const kind of ["string", "bytes", "buffer", "blob"]) {
+    for (const bytes of [1, 100 * 1024, 3 * MiB]) {
+      const r = await fetchRaw(`${p.url}/lab/whole?kind=${kind}&bytes=${bytes}`);
+      const what = `${kind}, ${bytes} bytes`;
+      assert.equal(r.status, 200, what);
+      assert.equal(r.headers["content-length"], String(bytes), what);
+      assert.equal(r.headers["transfer-encoding"], undefined, what);
+      assert.equal(r.body.length, bytes, what);
+    }
+  }
+  // HEAD announces the length GET would send, and sends nothing.
+  const head = await fetchRaw(`${p.url}/lab/whole?kind=blob&bytes=200000`, { method: "HEAD" });
+  assert.equal(head.headers["content-length"], "200000");
+  assert.equal(head.body.length, 0);
+});

@@ -145,13 +145,19 @@ export class LiveStats extends EventEmitter<{ change: [] }> {
     this.setMaxListeners(0);
   }
 
-  /** Follows a plugin's state changes (for its uptime). */
-  watch(plugin: EventEmitter<PluginEvents> & { readonly id: string; readonly state: PluginState }): void {
+  /**
+   * Follows a plugin's state changes (for its uptime); returns what stops following it. Its
+   * figures are kept by id: a plugin swapped for a new process keeps its history.
+   */
+  watch(plugin: EventEmitter<PluginEvents> & { readonly id: string; readonly state: PluginState }): () => void {
     const live = this.#of(plugin.id);
-    plugin.on("state", () => {
+    live.since = Date.now();
+    const changed = () => {
       live.since = Date.now();
       this.emit("change");
-    });
+    };
+    plugin.on("state", changed);
+    return () => plugin.off("state", changed);
   }
 
   /** One answered request to `plugin`: the per-request hook, kept to a map look-up and a few writes. */

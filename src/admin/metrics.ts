@@ -82,17 +82,28 @@ export class Metrics {
     },
   });
 
-  /** Follows a plugin's state and restarts. */
-  watch(plugin: EventEmitter<PluginEvents> & { readonly id: string; readonly state: PluginState }): void {
+  /**
+   * Follows a plugin's state and restarts. The function returned stops following it and drops its
+   * state series (a reload took it out of service: a new process under the same id may follow).
+   */
+  watch(plugin: EventEmitter<PluginEvents> & { readonly id: string; readonly state: PluginState }): () => void {
     const setState = () => {
       for (const s of PLUGIN_STATES) this.state.set({ plugin: plugin.id, state: s }, s === plugin.state ? 1 : 0);
     };
+    const restarted = () => this.restarts.inc({ plugin: plugin.id });
     setState();
     this.restarts.inc({ plugin: plugin.id }, 0);
-    this.inFlight.set({ plugin: plugin.id }, 0);
+    // inc(0), not set(0): after a swap, requests still draining on the old process are counted here.
+    this.inFlight.inc({ plugin: plugin.id }, 0);
     plugin.on("state", setState);
-    plugin.on("restart", () => this.restarts.inc({ plugin: plugin.id }));
-    this.live.watch(plugin);
+    plugin.on("restart", restarted);
+    const unwatchLive = this.live.watch(plugin);
+    return () => {
+      plugin.off("state", setState);
+      plugin.off("restart", restarted);
+      unwatchLive();
+      for (const s of PLUGIN_STATES) this.state.remove({ plugin: plugin.id, state: s });
+    };
   }
 
   // Label look-ups hash the label set on every call; the children are cached per label set instead.

@@ -13,7 +13,8 @@ export interface PluginView {
   id: string;
   state: PluginState;
   prefix: string | null;
-  protocol: 1 | 2 | null;
+  /** 1 (nexo's), 2 (portico's streaming protocol), "http" (an app serving HTTP itself); null while none is in force. */
+  protocol: PluginStatus["protocol"];
   pid: number | null;
   /** On a NATS gateway: the hosts running it (machine name, host id, state, pid). */
   replicas: object[] | null;

@@ -102,7 +102,7 @@ function statusTable(s: AdminStatus): string {
     p.id,
     p.state,
     p.prefix ?? "-",
-    p.protocol ? `v${p.protocol}` : "-",
+    typeof p.protocol === "number" ? `v${p.protocol}` : (p.protocol ?? "-"),
     p.replicas?.length ? `${p.replicas.length} host${p.replicas.length === 1 ? "" : "s"}` : String(p.pid ?? "-"),
     p.uptimeSeconds === null ? "-" : duration(p.uptimeSeconds),
     String(p.restarts),

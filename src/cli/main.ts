@@ -1,5 +1,5 @@
 /**
- * portico serve | check | routes
+ * portico serve | check | routes | new | ctl
  */
 import { existsSync, statSync } from "node:fs";
 import type { AddressInfo } from "node:net";
@@ -8,8 +8,9 @@ import { parseArgs } from "node:util";
 import type { LevelWithSilent } from "pino";
 import { ADMIN_TOKEN_ENV, DEFAULT_ADMIN, TOKEN_FIX, tokenProblem } from "../admin/config.js";
 import { ConfigError, loadConfigFile, type PorticoConfig, parseListen, resolveConfig } from "../config.js";
-import { createPortico } from "../gateway/index.js";
+import { createPortico, type Portico } from "../gateway/index.js";
 import { buildRoutes, type Refusal } from "../host/index.js";
+import { type PluginsWatcher, WATCH_DEBOUNCE_MS, watchPlugins } from "../host/watch.js";
 import { createLogger, LOG_LEVELS } from "../log.js";
 import {
   discoverPlugins,
@@ -21,13 +22,16 @@ import {
 } from "../manifest/index.js";
 import { DEFAULT_NATS, NATS_ROLES, NatsConnectError, type NatsRole } from "../nats/config.js";
 import { DEFAULT_RESERVED_PREFIXES, Router } from "../router/index.js";
+import { ScaffoldError } from "../scaffold/index.js";
 import { CtlError, ctl, urlOf } from "./ctl.js";
+import { NEW_USAGE, newPlugin } from "./new.js";
 
 const USAGE = `usage:
-  portico serve  [--plugins DIR] [--listen HOST:PORT] [--config FILE] [--log-level LEVEL]
+  portico serve  [--plugins DIR] [--listen HOST:PORT] [--config FILE] [--log-level LEVEL] [--watch]
                  [--nats URL --role gateway|host|both]
   portico check  PATH...           validate manifests (files, plugin folders or plugin directories)
   portico routes [--plugins DIR] [--config FILE]   print the routing table serve would build
+${NEW_USAGE}
   portico ctl    status | restart ID | stop ID [--url URL] [--token TOKEN] [--config FILE] [--json]
                  ask the running daemon's admin API (docs/admin.md)
 
@@ -36,6 +40,8 @@ options:
   --listen HOST:PORT  where to listen (default 127.0.0.1:8080)
   --config FILE       settings file (default ./portico.toml when present); flags override it
   --log-level LEVEL   ${LOG_LEVELS.join(", ")}
+  --watch             reload when a plugin folder or manifest is added, changed or removed
+                      (after ${WATCH_DEBOUNCE_MS} ms of quiet); SIGHUP reloads with or without it
   --nats URL          join other portico processes through NATS (docs/nats.md); URL may list
                       several servers, comma-separated
   --role ROLE         with --nats: gateway (HTTP only, no plugins), host (plugins only, no
@@ -60,6 +66,8 @@ async function main(argv: string[]): Promise<number> {
       return check(rest);
     case "routes":
       return routes(rest);
+    case "new":
+      return newPlugin(rest, (message) => new UsageError(message));
     case "ctl":
       return control(rest);
     default:
@@ -79,6 +87,7 @@ function parse(args: string[], allowPositionals = false) {
         "log-level": { type: "string" },
         nats: { type: "string" },
         role: { type: "string" },
+        watch: { type: "boolean" },
       },
     });
   } catch (err) {
@@ -155,22 +164,27 @@ function parseCtl(args: string[]) {
 }
 
 async function serve(args: string[]): Promise<number> {
-  const config = await settings(parse(args).values);
+  const { values } = parse(args);
+  const config = await settings(values);
   const role = config.nats?.role;
   // A gateway on NATS learns its routes from hosts: it needs no plugins folder.
   if (!config.pluginsDir && role !== "gateway") throw new UsageError('serve needs --plugins DIR (or plugins = "DIR" in portico.toml)');
   if (config.pluginsDir && (!existsSync(config.pluginsDir) || !statSync(config.pluginsDir).isDirectory())) {
     throw new UsageError(`plugins folder ${config.pluginsDir} does not exist; pass the folder that holds one sub-folder per plugin`);
   }
+  if (values.watch && config.nats) throw new UsageError("--watch is not available with --nats: restart a host to change its plugins");
   const portico = createPortico(config);
   const log = portico.log;
   let stopping = false;
+  let watcher: PluginsWatcher | undefined;
+  const reloads = reloadOnSignal(portico, config.nats !== undefined);
   const stop = (signal: string) => {
     if (stopping) {
       log.warn({ signal }, "second signal: exiting now");
       process.exit(1);
     }
     stopping = true;
+    watcher?.close();
     log.info({ signal }, "shutting down: draining requests, stopping plugins");
     portico.close().then(
       () => {
@@ -187,9 +201,7 @@ async function serve(args: string[]): Promise<number> {
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));
   // Whatever happens to the daemon, its children go with it.
-  process.on("exit", () => {
-    for (const p of portico.plugins.values()) p.kill("daemon exited");
-  });
+  process.on("exit", () => portico.killPlugins("daemon exited"));
   // A promise someone forgot to catch is a bug to log, not a reason to drop every client and plugin.
   process.on("unhandledRejection", (err) => log.error({ err }, "unhandled promise rejection (a bug: please report it)"));
 
@@ -201,6 +213,7 @@ async function serve(args: string[]): Promise<number> {
     await portico.close();
     throw err;
   }
+  reloads.start();
   if (role === "host") {
     // A host opens no public port: gateways reach its plugins through NATS.
     log.info({ plugins: [...portico.plugins.keys()] }, "portico host running; no public port");
@@ -216,6 +229,10 @@ async function serve(args: string[]): Promise<number> {
     await portico.close();
     throw err;
   }
+  if (values.watch && config.pluginsDir) {
+    const dir = config.pluginsDir;
+    watcher = watchPlugins(dir, () => portico.reload("watch").catch((err) => log.error({ err }, "reload failed")), log);
+  }
   const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
   for (const r of portico.router.routes()) {
     const state = portico.plugins.get(r.pluginId)?.state;
@@ -225,6 +242,32 @@ async function serve(args: string[]): Promise<number> {
   // Where it listens is said whatever the log level.
   if (!log.isLevelEnabled("info")) process.stderr.write(`portico listening on http://${host}:${address.port}\n`);
   return -1; // keep running
+}
+
+/**
+ * SIGHUP rescans the plugins folder (docs/hot-reload.md). Taken from the start, so that a SIGHUP
+ * while plugins are starting doesn't end the daemon (its default); it is acted on once serving.
+ */
+function reloadOnSignal(portico: Portico, nats: boolean): { start(): void } {
+  let started = false;
+  let pending = false;
+  const reload = () => {
+    if (nats) {
+      portico.log.warn({ signal: "SIGHUP" }, "SIGHUP: reload is not available with --nats; nothing changed");
+      return;
+    }
+    portico.reload("SIGHUP").catch((err) => portico.log.error({ err }, "reload failed"));
+  };
+  process.on("SIGHUP", () => {
+    if (started) reload();
+    else pending = true;
+  });
+  return {
+    start() {
+      started = true;
+      if (pending) reload();
+    },
+  };
 }
 
 /** Expands PATH arguments to manifest files: a file, a plugin folder, or a folder of plugin folders. */
@@ -310,6 +353,9 @@ main(process.argv.slice(2)).then(
   (err) => {
     if (err instanceof UsageError) {
       process.stderr.write(`portico: ${err.message}\n\n${USAGE}`);
+      process.exitCode = 2;
+    } else if (err instanceof ScaffoldError) {
+      process.stderr.write(`portico new: ${err.message}\n`);
       process.exitCode = 2;
     } else if (err instanceof NatsConnectError) {
       process.stderr.write(`portico: ${err.message}\n`);

@@ -95,10 +95,12 @@ export class V1Codec implements V1Carrier {
       query: head.query,
       headers: withLength(head.headers, size),
     });
-    const frameBytes = Buffer.byteLength(before) + 4 * Math.ceil(size / 3) + after.length;
-    if (frameBytes > NEXO_TS_SDK_MAX_FRAME) {
+    const rest = 4 * Math.ceil(size / 3) + after.length;
+    // A UTF-16 unit is at most 3 bytes of UTF-8: only a line that might be over is measured
+    // (measuring flattens its string, a copy every request would otherwise pay for).
+    if (before.length * 3 + rest > NEXO_TS_SDK_MAX_FRAME && Buffer.byteLength(before) + rest > NEXO_TS_SDK_MAX_FRAME) {
       this.#log.warn(
-        { bytes: frameBytes },
+        { bytes: Buffer.byteLength(before) + rest },
         "request frame over 1 MiB: nexo's SDKs drop such frames without replying (the client then gets a 504); keep v1 bodies under ~750 KiB or use protocol v2",
       );
     }

@@ -1,8 +1,8 @@
 /** Header rules at the proxy boundary, both directions (RFC 9110 §7.6.1). */
 
-import { randomUUID } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import type { HeaderList } from "../exchange/index.js";
+import { newUuid } from "../ids.js";
 
 /** Meaningful for one connection only; never forwarded. */
 const HOP_BY_HOP = new Set([
@@ -45,7 +45,7 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 /** The client's X-Request-Id when it is a sane token, else a fresh one. */
 export function requestIdOf(req: IncomingMessage): string {
   const given = req.headers["x-request-id"];
-  return typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
+  return typeof given === "string" && REQUEST_ID.test(given) ? given : newUuid();
 }
 
 export interface ForwardContext {

@@ -11,11 +11,13 @@ import { DEFAULT_CONFIG, type PorticoConfig, resolveConfig } from "../config.js"
 import { GatewayError } from "../errors.js";
 import type { RequestHead, Upstream } from "../exchange/index.js";
 import { buildRoutes, loadPlugins, type Plugin, PluginHost, type Refusal } from "../host/index.js";
+import { Reloader, type ReloadSummary } from "../host/reload.js";
 import { createLogger, type Logger } from "../log.js";
 import type { PluginManifest } from "../manifest/index.js";
 import type { NatsRoles } from "../nats/roles.js";
 import { DEFAULT_RESERVED_PREFIXES, type Route, Router } from "../router/index.js";
 import { normalizeTarget, type Target } from "../target/index.js";
+import { accessLogger } from "./access-log.js";
 import { invite, refuseDeclaredOver } from "./body.js";
 import { forward, requestHasBody } from "./forward.js";
 import { forwardRequestHeaders, requestIdOf } from "./headers.js";
@@ -54,6 +56,14 @@ export interface Portico {
   start(): Promise<void>;
   /** A node:http server on config.listen (or the given address) serving `handler`. */
   listen(listen?: { host: string; port: number }): Promise<{ server: Server; address: AddressInfo }>;
+  /**
+   * Rescans the plugins folder and applies what changed (docs/hot-reload.md): new plugins are
+   * mounted, removed ones drained and stopped, changed ones swapped blue-green. Resolves when the
+   * new processes are serving (draining ones stop in the background). Embedded mode only.
+   */
+  reload(trigger?: string): Promise<ReloadSummary>;
+  /** SIGKILL to every plugin process, served or draining: for a daemon that is exiting anyway. */
+  killPlugins(reason: string): void;
   /** Stops taking requests, lets those in flight finish (up to the grace period), stops plugins. */
   close(): Promise<void>;
 }
@@ -78,6 +88,7 @@ export function createPortico(options: PorticoOptions = {}): Portico {
     log,
   );
   const metrics = new Metrics();
+  const access = accessLogger(log);
   const refused: Refusal[] = [];
   const servers = new Set<Server>();
   let draining = false;
@@ -100,6 +111,9 @@ export function createPortico(options: PorticoOptions = {}): Portico {
     log,
   });
   const adminCtx = { router, plugins: served, hosts: () => nats?.hosts(), metrics, draining: () => draining, api };
+  /** Set after start() in embedded mode with a plugins folder: what reload() runs. */
+  let reloader: Reloader | undefined;
+  const unwatch = new Map<Plugin, () => void>();
 
   async function start(): Promise<void> {
     const manifests: PluginManifest[] = [];
@@ -107,6 +121,21 @@ export function createPortico(options: PorticoOptions = {}): Portico {
       const loaded = await loadPlugins(config.pluginsDir, localRouter, defaults, role === "gateway");
       manifests.push(...loaded.accepted);
       refused.push(...loaded.refused);
+    }
+    if (config.pluginsDir && !role) {
+      reloader = new Reloader({
+        dir: config.pluginsDir,
+        host,
+        router,
+        defaults,
+        log,
+        onServe: (p) => unwatch.set(p, metrics.watch(p)),
+        onRetire: (p) => {
+          unwatch.get(p)?.();
+          unwatch.delete(p);
+        },
+      });
+      await reloader.adopt(manifests);
     }
     if (extra) {
       const built = buildRoutes(
@@ -126,7 +155,7 @@ export function createPortico(options: PorticoOptions = {}): Portico {
     if (role !== "gateway") {
       for (const m of manifests) {
         const plugin = host.add(m);
-        if (!role) metrics.watch(plugin);
+        if (!role) unwatch.set(plugin, metrics.watch(plugin));
       }
       await host.startAll();
     }
@@ -185,20 +214,17 @@ export function createPortico(options: PorticoOptions = {}): Portico {
       const plugin = route?.pluginId ?? "";
       metrics.observe(plugin, route?.prefix ?? "", status, seconds);
       if (route) metrics.live.record(plugin, status, seconds);
-      const failed = error !== undefined && status >= 500;
-      if (failed || log.isLevelEnabled("info")) {
-        const line = {
-          reqId: requestId,
-          method: req.method,
-          path: req.url,
-          plugin: plugin || undefined,
-          status,
-          websocket: upgrade?.websocket,
-          ms: Math.round(seconds * 1e4) / 10,
-        };
-        if (failed) log.warn({ ...line, err: error?.message }, "request failed");
-        else log.info(line, "request");
-      }
+      const line = {
+        reqId: requestId,
+        method: req.method,
+        path: req.url,
+        plugin: plugin || undefined,
+        status,
+        websocket: upgrade?.websocket,
+        ms: Math.round(seconds * 1e4) / 10,
+      };
+      if (error !== undefined && status >= 500) log.warn({ ...line, err: error.message }, "request failed");
+      else access(line);
       if (--inFlight === 0 && idle) idle();
     }
   }
@@ -294,7 +320,32 @@ export function createPortico(options: PorticoOptions = {}): Portico {
     servers.clear();
   }
 
-  return { handler, upgrade: onUpgrade, config, router, plugins: host.plugins, metrics, log, refused, start, listen, close };
+  async function reload(trigger = "api"): Promise<ReloadSummary> {
+    if (!reloader) {
+      throw new Error(
+        role ? "reload is not available with --nats (restart the host instead)" : "reload needs a plugins folder (pluginsDir)",
+      );
+    }
+    return reloader.reload(trigger);
+  }
+
+  const killPlugins = (reason: string) => host.killAll(reason);
+
+  return {
+    handler,
+    upgrade: onUpgrade,
+    config,
+    router,
+    plugins: host.plugins,
+    metrics,
+    log,
+    refused,
+    start,
+    listen,
+    reload,
+    killPlugins,
+    close,
+  };
 }
 
 /**

@@ -2,10 +2,11 @@
  * How portico says no: an error answer on a request node:http still manages, or on a raw socket
  * (an upgrade, a request node's parser refused). The status always comes from src/errors.ts.
  */
-import { randomUUID } from "node:crypto";
+
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
 import { errorResponse, GatewayError, type GatewayErrorCode, statusOf } from "../errors.js";
+import { newUuid } from "../ids.js";
 import type { Logger } from "../log.js";
 import { endWithResponse } from "./raw.js";
 
@@ -53,7 +54,7 @@ export function onClientError(err: NodeJS.ErrnoException, socket: Duplex, log: L
   }
   const answer = () => {
     const { status, headers, body } = errorResponse(new GatewayError(parserErrorCode(err, maxHeaderBytes), err.message));
-    const requestId = randomUUID();
+    const requestId = newUuid();
     endWithResponse(socket, status, [...withoutLength(headers), ["X-Request-Id", requestId]], body);
     log.warn({ reqId: requestId, status, err: err.code ?? err.message }, "request refused by the HTTP parser");
   };

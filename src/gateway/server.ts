@@ -4,12 +4,13 @@
  * versions. (Mounted in an app's own server, `portico.handler` keeps the per-request checks; the
  * connection-level limits are then that server's.)
  */
-import { randomUUID } from "node:crypto";
+
 import { createServer, type IncomingMessage, type RequestListener, type Server } from "node:http";
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import type { PorticoConfig } from "../config.js";
 import { errorResponse, GatewayError } from "../errors.js";
+import { newUuid } from "../ids.js";
 import type { Logger } from "../log.js";
 import { endWithResponse } from "./raw.js";
 import { closing, onClientError } from "./refuse.js";
@@ -57,7 +58,7 @@ function capConnections(server: Server, max: number, log: Logger): void {
       closing.add(socket);
       if (refused++ === 0) log.warn({ max }, "over max_connections: refusing new connections (503)");
       const { status, headers, body } = errorResponse(new GatewayError("too_many_connections", undefined, { retryAfter: 1 }));
-      endWithResponse(socket, status, [...headers.filter(([k]) => k !== "Content-Length"), ["X-Request-Id", randomUUID()]], body);
+      endWithResponse(socket, status, [...headers.filter(([k]) => k !== "Content-Length"), ["X-Request-Id", newUuid()]], body);
       return;
     }
     if (open === 0 && refused > 0) refused = 0;

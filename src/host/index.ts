@@ -89,10 +89,17 @@ export async function loadPlugins(
 }
 
 export class PluginHost {
+  /** The plugins requests go to, by id. */
   readonly plugins = new Map<string, Plugin>();
+  /**
+   * Plugins running but not served: started by a reload and not yet swapped in, or draining after
+   * one (with the promise of their end). They are stopped with the rest when the daemon stops.
+   */
+  readonly #offstage = new Map<Plugin, Promise<void> | undefined>();
   readonly #opts: SupervisorOptions;
   readonly #limits: PluginLimits;
   readonly #log: Logger;
+  #stopping = false;
 
   constructor(opts: SupervisorOptions, limits: PluginLimits, log: Logger) {
     this.#opts = opts;
@@ -110,13 +117,71 @@ export class PluginHost {
     return this.plugins.get(id);
   }
 
+  /** True once stopAll() was called: a reload under way starts nothing more. */
+  get stopping(): boolean {
+    return this.#stopping;
+  }
+
+  /** A plugin that is not served yet (a reload starts it, then swaps it in with `serve`). */
+  prepare(manifest: PluginManifest): Plugin {
+    const plugin = new Plugin(manifest, this.#opts, this.#limits, this.#log);
+    this.#offstage.set(plugin, undefined);
+    return plugin;
+  }
+
+  /** Serves a prepared plugin under its id; returns the plugin it replaces, if any (not stopped). */
+  serve(plugin: Plugin): Plugin | undefined {
+    this.#offstage.delete(plugin);
+    const old = this.plugins.get(plugin.id);
+    this.plugins.set(plugin.id, plugin);
+    return old === plugin ? undefined : old;
+  }
+
+  /** Takes `id` out of service; returns its plugin (still running: retire it). */
+  detach(id: string): Plugin | undefined {
+    const plugin = this.plugins.get(id);
+    this.plugins.delete(id);
+    return plugin;
+  }
+
+  /**
+   * Lets what is in flight on a plugin that is no longer served finish (up to the grace period),
+   * then stops it (`shutdown`, then kill after the grace period). Resolves when it is stopped.
+   */
+  retire(plugin: Plugin): Promise<void> {
+    const existing = this.#offstage.get(plugin);
+    if (existing) return existing;
+    const done = (async () => {
+      const deadline = Date.now() + this.#opts.shutdownGraceMs;
+      // Polled: requests reach a plugin only through `plugins`, so nothing new arrives; what is in
+      // flight only goes down.
+      while (plugin.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      const left = plugin.inFlight;
+      if (left > 0) this.#log.warn({ plugin: plugin.id, inFlight: left }, "drain: grace period over; stopping with requests in flight");
+      await plugin.stop();
+      this.#offstage.delete(plugin);
+    })();
+    this.#offstage.set(plugin, done);
+    return done;
+  }
+
   /** Starts every plugin concurrently; resolves when each first handshake is settled. */
   async startAll(): Promise<void> {
     await Promise.all([...this.plugins.values()].map((p) => p.start()));
   }
 
-  /** `shutdown` to every plugin at once; stragglers are killed after the grace period. */
+  /** `shutdown` to every plugin at once (served or not); stragglers are killed after the grace period. */
   async stopAll(): Promise<void> {
-    await Promise.all([...this.plugins.values()].map((p) => p.stop()));
+    this.#stopping = true;
+    await Promise.all([
+      ...[...this.plugins.values()].map((p) => p.stop()),
+      ...[...this.#offstage].map(([p, retiring]) => retiring ?? p.stop()),
+    ]);
+  }
+
+  /** SIGKILL to every plugin's process group, served or not: the daemon is exiting. */
+  killAll(reason: string): void {
+    for (const p of this.plugins.values()) p.kill(reason);
+    for (const p of this.#offstage.keys()) p.kill(reason);
   }
 }

@@ -10,17 +10,13 @@ import { GatewayError } from "../errors.js";
 import type { Exchange, RequestHead, Upstream } from "../exchange/index.js";
 import type { Logger } from "../log.js";
 import type { PluginManifest } from "../manifest/index.js";
+import { startApp } from "../ownserver/index.js";
 import { streamTransport } from "../transport/index.js";
+import type { PluginProtocol, Run } from "./channel.js";
 import { watchInput } from "./input-watch.js";
 import { LineRing } from "./line-ring.js";
 import { type LogLine, limitedLog } from "./log-limit.js";
 import { type ExitInfo, PluginProcess } from "./process.js";
-
-/** One run: the process and portico's connection to it. */
-interface Run {
-  process: PluginProcess;
-  connection: PluginConnection;
-}
 
 export type PluginState = "starting" | "ready" | "restarting" | "failed" | "stopping" | "stopped";
 export const PLUGIN_STATES: readonly PluginState[] = ["starting", "ready", "restarting", "failed", "stopping", "stopped"];
@@ -72,15 +68,15 @@ export interface PluginStatus {
   pid: number | null;
   restarts: number;
   inFlight: number;
-  /** The protocol the running child speaks (1: nexo's, 2: took portico's offer); null while none is ready. */
-  protocol: 1 | 2 | null;
+  /** The protocol the running child speaks (1: nexo's, 2: took portico's offer, "http": serves HTTP itself); null while none is ready. */
+  protocol: PluginProtocol | null;
   lastExit: string | null;
   /** While restarting: when the next attempt is due (ISO time). */
   nextAttemptAt: string | null;
 }
 
-/** Lines of a plugin's stderr kept across its runs, for the status page. */
-const STDERR_KEPT_LINES = 50;
+/** Lines of a plugin's output kept across its runs, for the status page. */
+const OUTPUT_KEPT_LINES = 50;
 
 export interface PluginEvents {
   state: [state: PluginState, previous: PluginState];
@@ -101,8 +97,8 @@ export class Plugin extends EventEmitter<PluginEvents> implements Upstream {
   #lastExit: string | null = null;
   #nextAttemptAt = 0;
   #restartTimer: NodeJS.Timeout | undefined;
-  /** Its stderr across runs (a run's own tail dies with the run): what the status page shows. */
-  readonly #stderr = new LineRing(STDERR_KEPT_LINES);
+  /** Its stderr (and an own-server app's stdout) across runs: a run's own tail dies with the run. */
+  readonly #output = new LineRing(OUTPUT_KEPT_LINES);
 
   constructor(manifest: PluginManifest, opts: SupervisorOptions, limits: PluginLimits, log: Logger) {
     super();
@@ -110,7 +106,14 @@ export class Plugin extends EventEmitter<PluginEvents> implements Upstream {
     this.#opts = opts;
     this.#limits = limits;
     this.#log = log.child({ plugin: manifest.id });
-    this.#logLine = limitedLog(this.#log, limits.maxLogLinesPerSecond);
+    const limited = limitedLog(this.#log, limits.maxLogLinesPerSecond);
+    // What the plugin wrote that made it into the log is kept for the status page too.
+    this.#logLine = (level, line) =>
+      limited(level, () => {
+        const out = line();
+        if (out[0].stream !== undefined) this.#output.push(out[1]);
+        return out;
+      });
   }
 
   get id(): string {
@@ -127,13 +130,14 @@ export class Plugin extends EventEmitter<PluginEvents> implements Upstream {
     await this.#spawn();
   }
 
-  /** The protocol the running plugin speaks: 2 if it took portico's offer, else 1 (nexo's). */
-  get protocol(): 1 | 2 {
+  /** The protocol the running plugin speaks: 2 if it took portico's offer, "http" for an app, else 1 (nexo's). */
+  get protocol(): PluginProtocol {
     return this.#run?.connection.protocol ?? 1;
   }
 
+  /** Only nexo's v1 takes whole bodies. */
   get streamsBodies(): boolean {
-    return this.protocol === 2;
+    return this.protocol !== 1;
   }
 
   /** Opens one exchange; a GatewayError (503) unless the plugin is ready. */
@@ -152,12 +156,13 @@ export class Plugin extends EventEmitter<PluginEvents> implements Upstream {
     clearTimeout(this.#restartTimer);
     const run = this.#run;
     if (!run || run.process.exited) {
-      this.#setState("stopped", "info", {}, "plugin stopped");
+      this.#setState("stopped");
       return;
     }
-    this.#setState("stopping", "info", { pid: run.process.pid }, "plugin stopping");
+    this.#setState("stopping");
     const exit = await shutdown(run, this.#opts.shutdownGraceMs);
-    this.#setState("stopped", "info", { exit: exit.reason }, "plugin stopped");
+    this.#log.info({ exit: exit.reason }, "plugin stopped");
+    this.#setState("stopped");
   }
 
   /** Leaves `failed` (or any state) and starts afresh, forgetting past crashes. */
@@ -173,9 +178,9 @@ export class Plugin extends EventEmitter<PluginEvents> implements Upstream {
     this.#run?.process.kill(reason);
   }
 
-  /** The last lines it wrote on stderr (that reached the log), across restarts, oldest first. */
+  /** The last lines it wrote on stderr that reached the log, across its restarts, oldest first. */
   stderrTail(): string[] {
-    return this.#stderr.lines();
+    return this.#output.lines();
   }
 
   /** Exchanges in flight on the running plugin. */
@@ -204,7 +209,7 @@ export class Plugin extends EventEmitter<PluginEvents> implements Upstream {
   }
 
   async #spawn(): Promise<void> {
-    this.#setState("starting", "info", { restarts: this.#restarts }, "plugin starting");
+    this.#setState("starting");
     let run: Run;
     try {
       run = this.#startRun();
@@ -227,7 +232,8 @@ export class Plugin extends EventEmitter<PluginEvents> implements Upstream {
     try {
       const { serverVersion } = await run.connection.initialize(this.#opts.initTimeoutMs);
       if (this.#run !== run || this.#state !== "starting") return;
-      this.#setState("ready", "info", { pid: run.process.pid, serverVersion, protocol: run.connection.protocol }, "plugin ready");
+      this.#log.info({ pid: run.process.pid, serverVersion, protocol: run.connection.protocol }, "plugin ready");
+      this.#setState("ready");
     } catch (err) {
       run.process.kill((err as Error).message);
       const exit = await run.process.waitExit();
@@ -235,16 +241,18 @@ export class Plugin extends EventEmitter<PluginEvents> implements Upstream {
       const tail = run.process.stderrTail();
       const why =
         (err as Error).message.includes("exited") || (err as Error).message.includes("killed")
-          ? `exited before initialize (${exit.reason})`
+          ? `exited before ${run.readiness} (${exit.reason})`
           : (err as Error).message;
       this.#log.error({ stderr: tail.length ? tail.join("\n") : undefined }, `plugin failed to start: ${why}`);
       this.#onCrash({ ...exit, reason: why });
     }
   }
 
-  /** A process and a connection over its stdio. Throws when there is nothing to spawn. */
+  /** A process and portico's channel to it. Throws when there is nothing to spawn. */
   #startRun(): Run {
-    const proc = new PluginProcess(this.manifest, this.#logLine, (line) => this.#stderr.push(line));
+    // An app with its own HTTP server: same process supervision, HTTP over loopback instead of stdio.
+    if (this.manifest.httpServer) return startApp(this.manifest, this.manifest.httpServer, this.#log, this.#logLine);
+    const proc = new PluginProcess(this.manifest, this.#logLine);
     const connection = new PluginConnection(streamTransport(proc.output, proc.input), {
       pluginId: this.manifest.id,
       manifestFile: this.manifest.file,
@@ -253,7 +261,7 @@ export class Plugin extends EventEmitter<PluginEvents> implements Upstream {
       logLine: this.#logLine,
       onBroken: (reason) => proc.kill(reason),
     });
-    return { process: proc, connection };
+    return { process: proc, connection, readiness: "initialize" };
   }
 
   #onCrash(info: ExitInfo): void {
@@ -262,12 +270,11 @@ export class Plugin extends EventEmitter<PluginEvents> implements Upstream {
     this.#crashes = this.#crashes.filter((t) => now - t < this.#opts.crashWindowMs);
     this.#crashes.push(now);
     if (this.#crashes.length >= this.#opts.maxCrashes) {
-      this.#setState(
-        "failed",
-        "error",
+      this.#log.error(
         { crashes: this.#crashes.length, windowMs: this.#opts.crashWindowMs, exit: info.reason },
         "plugin crashed too often; giving up (state failed)",
       );
+      this.#setState("failed");
       return;
     }
     const base = Math.min(this.#opts.restartMaxDelayMs, this.#opts.restartDelayMs * 2 ** (this.#crashes.length - 1));
@@ -275,12 +282,11 @@ export class Plugin extends EventEmitter<PluginEvents> implements Upstream {
     this.#nextAttemptAt = now + delay;
     // Its last words on stderr say why, and at warn they are seen where info lines are not.
     const tail = this.#run?.process.stderrTail().slice(-5);
-    this.#setState(
-      "restarting",
-      "warn",
+    this.#log.warn(
       { exit: info.reason, restartInMs: delay, stderr: tail?.length ? tail.join("\n") : undefined },
       "plugin exited; restarting",
     );
+    this.#setState("restarting");
     this.#restartTimer = setTimeout(() => {
       this.#restarts++;
       this.emit("restart");
@@ -289,15 +295,12 @@ export class Plugin extends EventEmitter<PluginEvents> implements Upstream {
     this.#restartTimer.unref();
   }
 
-  /**
-   * Every change of state is one log line, and only here: `state` and `previous` fields, plus
-   * what explains it (pid, exit, delay). Issue 8: an operator greps one shape for a plugin's story.
-   */
-  #setState(state: PluginState, level: "info" | "warn" | "error", fields: Record<string, unknown>, msg: string): void {
+  #setState(state: PluginState): void {
     const previous = this.#state;
     if (previous === state) return;
     this.#state = state;
-    this.#log[level]({ state, previous, ...fields }, msg);
+    // Every state change is one line, whatever caused it, so a log reader can follow a plugin alone.
+    this.#log.info({ state, previous, pid: this.#run?.process.pid }, `plugin state ${previous} → ${state}`);
     this.emit("state", state, previous);
   }
 }

@@ -23,6 +23,16 @@ export interface ExitInfo {
   reason: string;
 }
 
+export interface SpawnOptions {
+  /** Set after the manifest's own environment (an app's token). */
+  env?: Record<string, string>;
+  /**
+   * The plugin serves HTTP itself: nothing travels on its stdio, so its stdin is /dev/null and its
+   * stdout is a log like its stderr.
+   */
+  ownServer?: boolean;
+}
+
 export class PluginProcess {
   readonly #proc: ChildProcess;
   readonly #stderrTail: string[] = [];
@@ -31,16 +41,16 @@ export class PluginProcess {
   /** Reason recorded before we kill the process ourselves, so the exit is reported truthfully. */
   #killReason: string | undefined;
 
-  /** Throws when the manifest has no command to run. `onStderr` sees each stderr line that was logged. */
-  constructor(manifest: PluginManifest, logLine: LogLine, onStderr?: (line: string) => void) {
+  /** Throws when the manifest has no command to run. */
+  constructor(manifest: PluginManifest, logLine: LogLine, opts: SpawnOptions = {}) {
     const ep = manifest.entrypoint;
     if (!ep) throw new Error(`plugin ${manifest.id} has no entrypoint command`);
     // Own process group (detached): a terminal's Ctrl-C must not reach plugins before our
     // `shutdown` does, and a kill of the group also takes the plugin's own children.
     const proc = spawn(ep.command, ep.args, {
       cwd: manifest.dir,
-      env: { ...process.env, ...ep.env },
-      stdio: ["pipe", "pipe", "pipe"],
+      env: { ...process.env, ...ep.env, ...opts.env },
+      stdio: [opts.ownServer ? "ignore" : "pipe", "pipe", "pipe"],
       detached: true,
     });
     this.#proc = proc;
@@ -63,7 +73,18 @@ export class PluginProcess {
       this.#onExit({ code, signal, reason });
     });
 
-    const stderr = new LineSplitter(
+    this.#logOutput(proc.stderr, "stderr", logLine);
+    if (opts.ownServer) this.#logOutput(proc.stdout, "stdout", logLine);
+  }
+
+  /**
+   * Copies one output stream's lines into the log. It is only a log: past the plugin's allowance
+   * it is left unread for a moment, so a flood blocks in the plugin instead of costing portico
+   * reads of lines it throws away.
+   */
+  #logOutput(stream: Readable | null, name: "stderr" | "stdout", logLine: LogLine): void {
+    if (!stream) return;
+    const lines = new LineSplitter(
       64 * 1024,
       (line) => {
         // The tail keeps what was logged: a flood's junk would push the last words out anyway.
@@ -71,17 +92,14 @@ export class PluginProcess {
           const text = line.toString("utf8");
           this.#stderrTail.push(text);
           if (this.#stderrTail.length > STDERR_TAIL_LINES) this.#stderrTail.shift();
-          onStderr?.(text);
-          return [{ stream: "stderr" }, text];
+          return [{ stream: name }, text];
         });
-        if (!logged) reader?.holdFor(FLOOD_HOLD_MS);
+        if (!logged) reader.holdFor(FLOOD_HOLD_MS);
       },
       () => {},
     );
-    // stderr is only a log: past the plugin's allowance, it is left unread for a moment, so a
-    // flood blocks in the plugin instead of costing portico reads of lines it throws away.
-    const reader = proc.stderr ? readFairly(proc.stderr, (chunk) => stderr.push(chunk)) : undefined;
-    proc.stderr?.on("end", () => stderr.end());
+    const reader = readFairly(stream, (chunk) => lines.push(chunk));
+    stream.on("end", () => lines.end());
   }
 
   get pid(): number | undefined {
@@ -105,6 +123,17 @@ export class PluginProcess {
   waitExit(): Promise<ExitInfo> {
     if (this.#exited) return Promise.resolve(this.#exited);
     return new Promise((resolve) => this.#exitWaiters.push(resolve));
+  }
+
+  /** SIGTERM to the process group: how an app serving HTTP itself is asked to stop. */
+  terminate(): void {
+    const pid = this.#proc.pid;
+    if (this.#exited || pid === undefined) return;
+    try {
+      process.kill(-pid, "SIGTERM");
+    } catch {
+      this.#proc.kill("SIGTERM");
+    }
   }
 
   /** SIGKILL to the whole process group; `reason` is what its exit will say. */

@@ -1,17 +1,18 @@
 import path from "node:path";
 import { TomlDate } from "smol-toml";
+import { checkHttpServer } from "./http-server.js";
 import { mountPrefixProblem, suggestMountPrefix } from "./mount-prefix.js";
 import type { ManifestProblem, PluginEntrypoint, PluginHttp, PluginManifest } from "./types.js";
 
-type Table = Record<string, unknown>;
-type Report = (key: string, message: string, fix: string) => void;
+export type Table = Record<string, unknown>;
+export type Report = (key: string, message: string, fix: string) => void;
 
 const ID_RE = /^[a-z][a-z0-9_-]{0,63}$/;
 const ID_RULE = "lowercase letter, then lowercase letters, digits, '_' or '-', at most 64 chars";
 // semver.org's reference pattern: no leading zeros in numeric parts.
 const SEMVER_RE =
   /^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$/;
-const ENV_KEY_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
+export const ENV_KEY_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const DEFAULT_TIMEOUT_SECONDS = 30;
 const DEFAULT_IDLE_TIMEOUT_SECONDS = 300;
 const MAX_TIMEOUT_SECONDS = 86_400;
@@ -57,6 +58,9 @@ export function validateManifest(
     );
   }
 
+  // Top level, where the issue puts it; `[plugin.http_server]` is nexo's own and stays ignored.
+  const httpServer = checkHttpServer(field(doc, "capabilities"), report);
+
   if (problems.length > 0 || id === undefined || version === undefined) return { problems };
   return {
     manifest: {
@@ -68,6 +72,7 @@ export function validateManifest(
       description: description ?? "",
       entrypoint,
       http,
+      ...(httpServer ? { httpServer } : {}),
     },
     problems,
   };
@@ -246,11 +251,11 @@ function noNul(s: string, key: string, report: Report): void {
 }
 
 /** Own properties only: a lookup must not find inherited names such as `constructor`. */
-function field(t: Table, key: string): unknown {
+export function field(t: Table, key: string): unknown {
   return Object.hasOwn(t, key) ? t[key] : undefined;
 }
 
-function isTable(v: unknown): v is Table {
+export function isTable(v: unknown): v is Table {
   return typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof Date);
 }
 
@@ -266,12 +271,12 @@ function typeName(v: unknown): string {
   return "table";
 }
 
-function mustBe(expected: string, actual: unknown): string {
+export function mustBe(expected: string, actual: unknown): string {
   return `must be ${expected}, found ${typeName(actual)}`;
 }
 
 /** A TOML basic string: JSON's escapes are all valid TOML escapes. */
-function quote(s: string): string {
+export function quote(s: string): string {
   return JSON.stringify(s);
 }
 

@@ -124,7 +124,7 @@ export class NatsHost {
         maxBodyBytes: route.maxBodyBytes,
         state: st.state,
         protocol: st.protocol,
-        streamsBodies: st.protocol === 2,
+        streamsBodies: st.protocol === 2 || st.protocol === "http",
         pid: st.pid,
         restarts: st.restarts,
         inFlight: st.inFlight,

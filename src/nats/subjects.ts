@@ -11,6 +11,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
+import type { PluginProtocol } from "../host/channel.js";
 import type { PluginState } from "../host/plugin.js";
 
 export class Subjects {
@@ -64,7 +65,7 @@ export interface PluginAnnouncement {
   idleTimeoutMs: number;
   maxBodyBytes?: number;
   state: PluginState;
-  protocol: 1 | 2 | null;
+  protocol: PluginProtocol | null;
   streamsBodies: boolean;
   pid: number | null;
   restarts: number;

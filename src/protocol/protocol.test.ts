@@ -83,6 +83,39 @@ describe("v1 codec", () => {
     assert.deepEqual(Object.keys(f.params.event.payload.payload), ["method", "path", "query", "headers", "body_base64"]);
   });
 
+  test("the hand-written request line is exactly JSON.stringify of nexo's envelope, escapes included", () => {
+    const req = {
+      method: "POST",
+      path: '/demo/"quoted"\\back\u2028',
+      query: "a=1&b=\u0001",
+      headers: [
+        ["Host", "h"],
+        ["X-Odd", 'tab\tquote"nl\u00e9\ud83d\ude00'],
+      ] as [string, string][],
+      body_base64: "aGk=",
+    };
+    const line = encodeRequest("demo-1", "_inbox.abc", req);
+    const f = JSON.parse(line);
+    const rebuilt = JSON.stringify({
+      jsonrpc: "2.0",
+      method: "broker.event",
+      params: {
+        topic: "plugin.demo-1.http.request",
+        event: {
+          id: f.params.event.id,
+          timestamp: f.params.event.timestamp,
+          topic: "plugin.demo-1.http.request",
+          source: "local",
+          session_id: null,
+          payload: { id: f.params.event.payload.id, topic: "plugin.demo-1.http.request", reply_to: "_inbox.abc", payload: req },
+        },
+      },
+    });
+    assert.equal(line, `${rebuilt}\n`);
+    assert.match(f.params.event.id, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    assert.notEqual(f.params.event.id, f.params.event.payload.id);
+  });
+
   test("the request frame is the seed's broker.event, byte for byte in shape", () => {
     const line = encodeRequest("demo", "_inbox.abc", {
       method: "GET",

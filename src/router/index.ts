@@ -39,10 +39,8 @@ export class RouteError extends Error {
  * claimed by a plugin or routed to one.
  */
 export class Router {
-  readonly #byPrefix = new Map<string, Route>();
-  /** Lower-cased prefix → route, to refuse prefixes that differ only in case. */
-  readonly #byFoldedPrefix = new Map<string, Route>();
-  readonly #byPlugin = new Map<string, Route>();
+  /** Every route, held in one object so that a reload can replace all of them in one assignment. */
+  #table: Table = emptyTable();
   readonly #reserved: Map<string, string>;
 
   constructor(reserved: readonly string[] = DEFAULT_RESERVED_PREFIXES) {
@@ -71,7 +69,7 @@ export class Router {
         );
       }
     }
-    const holder = this.#byFoldedPrefix.get(folded);
+    const holder = this.#table.byFoldedPrefix.get(folded);
     if (holder && holder.pluginId !== route.pluginId) {
       throw new RouteError(
         "taken",
@@ -79,36 +77,67 @@ export class Router {
       );
     }
     this.unregister(route.pluginId);
-    this.#byPrefix.set(route.prefix, route);
-    this.#byFoldedPrefix.set(folded, route);
-    this.#byPlugin.set(route.pluginId, route);
+    const t = this.#table;
+    t.byPrefix.set(route.prefix, route);
+    t.byFoldedPrefix.set(folded, route);
+    t.byPlugin.set(route.pluginId, route);
   }
 
   unregister(pluginId: string): boolean {
-    const old = this.#byPlugin.get(pluginId);
+    const t = this.#table;
+    const old = t.byPlugin.get(pluginId);
     if (!old) return false;
-    this.#byPlugin.delete(pluginId);
-    this.#byPrefix.delete(old.prefix);
-    this.#byFoldedPrefix.delete(old.prefix.toLowerCase());
+    t.byPlugin.delete(pluginId);
+    t.byPrefix.delete(old.prefix);
+    t.byFoldedPrefix.delete(old.prefix.toLowerCase());
     return true;
+  }
+
+  /** A copy to plan changes on (same reserved prefixes, same routes); this router is untouched. */
+  clone(): Router {
+    const copy = new Router(this.reservedPrefixes);
+    const t = this.#table;
+    copy.#table = { byPrefix: new Map(t.byPrefix), byFoldedPrefix: new Map(t.byFoldedPrefix), byPlugin: new Map(t.byPlugin) };
+    return copy;
+  }
+
+  /**
+   * Takes `plan`'s routes (a clone of this router, changed) as its own in one assignment: a request
+   * matched at any moment sees the whole old table or the whole new one, never a mix.
+   */
+  adopt(plan: Router): void {
+    const t = plan.#table;
+    plan.#table = emptyTable();
+    this.#table = t;
   }
 
   /** `path` must come from target.normalizeTarget. */
   match(path: string): Match | undefined {
     const reserved = longest(this.#reserved, path.toLowerCase());
     if (reserved !== undefined) return { kind: "reserved", prefix: reserved };
-    const route = longest(this.#byPrefix, path);
+    const route = longest(this.#table.byPrefix, path);
     return route ? { kind: "plugin", route } : undefined;
   }
 
   routeOf(pluginId: string): Route | undefined {
-    return this.#byPlugin.get(pluginId);
+    return this.#table.byPlugin.get(pluginId);
   }
 
   /** Every route, sorted by prefix. */
   routes(): Route[] {
-    return [...this.#byPrefix.values()].sort((a, b) => (a.prefix < b.prefix ? -1 : a.prefix > b.prefix ? 1 : 0));
+    return [...this.#table.byPrefix.values()].sort((a, b) => (a.prefix < b.prefix ? -1 : a.prefix > b.prefix ? 1 : 0));
   }
+}
+
+interface Table {
+  byPrefix: Map<string, Route>;
+  /** Lower-cased prefix → route, to refuse prefixes that differ only in case. */
+  byFoldedPrefix: Map<string, Route>;
+  byPlugin: Map<string, Route>;
+}
+
+function emptyTable(): Table {
+  return { byPrefix: new Map(), byFoldedPrefix: new Map(), byPlugin: new Map() };
 }
 
 /** The value under the longest key that is a whole-segment prefix of `path`. */

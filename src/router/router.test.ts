@@ -165,3 +165,35 @@ describe("match", () => {
     assert.equal(lookups(10), lookups(10_000));
   });
 });
+
+describe("clone and adopt", () => {
+  test("a plan changes nothing until adopted, then replaces the whole table at once", () => {
+    const r = new Router();
+    r.register(route("a", "/a"));
+    r.register(route("b", "/b"));
+    const plan = r.clone();
+    plan.unregister("a");
+    plan.register(route("b", "/a")); // b moves to a's old prefix
+    plan.register(route("c", "/c"));
+    const owner = (path: string) => {
+      const m = r.match(path);
+      return m?.kind === "plugin" ? m.route.pluginId : undefined;
+    };
+    assert.equal(owner("/a/x"), "a", "untouched before adopt");
+    assert.equal(owner("/c"), undefined);
+    r.adopt(plan);
+    assert.equal(owner("/a/x"), "b");
+    assert.equal(owner("/b/x"), undefined);
+    assert.equal(owner("/c"), "c");
+    assert.equal(r.routeOf("a"), undefined);
+    assert.deepEqual(
+      r.routes().map((x) => x.prefix),
+      ["/a", "/c"],
+    );
+  });
+
+  test("a clone keeps the reserved prefixes", () => {
+    const plan = new Router(["/health", "/ops"]).clone();
+    refused(() => plan.register(route("p", "/ops/x")), "reserved");
+  });
+});

@@ -149,6 +149,16 @@ export function wholeBody(response: Response): Buffer | undefined {
   return undefined;
 }
 
+/**
+ * The length of the response's body when undici knows it without reading it (a string, bytes, an
+ * ArrayBuffer, a Blob, form data): the response can then announce it with Content-Length.
+ */
+export function knownLength(response: Response): number | undefined {
+  const body = internal(response)?.body as { length?: unknown; stream?: ReadableStream } | null | undefined;
+  if (!body || body.stream?.locked || response.bodyUsed) return undefined;
+  return typeof body.length === "number" ? body.length : undefined;
+}
+
 let stateSymbol: symbol | null | undefined;
 function internal(response: Response): Record<string, unknown> | undefined {
   if (stateSymbol === undefined) stateSymbol = Object.getOwnPropertySymbols(response).find((s) => s.description === "state") ?? null;

@@ -1,8 +1,8 @@
 /** Protocol v2 on the plugin side: one fetch call per stream, bodies streamed both ways. */
 import type { Stream } from "../protocol/v2.js";
-import { headerList, type RequestHead } from "./http.js";
+import { type HeaderList, headerList, type RequestHead } from "./http.js";
 import type { Handlers } from "./index.js";
-import { lazyRequest, wholeBody } from "./request.js";
+import { knownLength, lazyRequest, wholeBody } from "./request.js";
 import { upgradable, upgrades } from "./websocket.js";
 
 export async function handleStream(handlers: Handlers, stream: Stream, head: RequestHead, end: boolean): Promise<void> {
@@ -33,15 +33,16 @@ export async function handleStream(handlers: Handlers, stream: Stream, head: Req
 
   // A body given whole (a string, bytes) goes out as it is, without a trip through its stream.
   const whole = head.method === "HEAD" ? undefined : wholeBody(response);
+  const headers = withKnownLength(response, whole?.length ?? knownLength(response));
   if (whole) {
-    stream.sendHead({ status: response.status, headers: headerList(response.headers) }, whole.length === 0);
+    stream.sendHead({ status: response.status, headers }, whole.length === 0);
     if (whole.length > 0) await stream.sendData(whole, true);
     body?.discard();
     return;
   }
   const out = response.body;
   const noBody = out === null || head.method === "HEAD";
-  stream.sendHead({ status: response.status, headers: headerList(response.headers) }, noBody);
+  stream.sendHead({ status: response.status, headers }, noBody);
   if (noBody) {
     await out?.cancel().catch(() => {});
     body?.discard();
@@ -66,6 +67,19 @@ export async function handleStream(handlers: Handlers, stream: Stream, head: Req
     // The response is complete: whatever of the request body is still coming is not wanted.
     body?.discard();
   }
+}
+
+/**
+ * The response's headers, with Content-Length added when the body's length is known and the
+ * handler didn't say it: the client then gets the length at any size, not chunked framing once the
+ * body no longer fits in one frame. 204 and 304 carry no body to measure.
+ */
+function withKnownLength(response: Response, length: number | undefined): HeaderList {
+  const headers = headerList(response.headers);
+  const { status } = response;
+  if (length === undefined || status === 204 || status === 304 || response.headers.has("content-length")) return headers;
+  headers.push(["content-length", String(length)]);
+  return headers;
 }
 
 /**

@@ -174,7 +174,7 @@ function render(status) {
     card.dataset.state = p.state;
     set(card, "state", p.state).dataset.state = p.state;
     set(card, "prefix", p.prefix ?? "(no route)");
-    set(card, "protocol", p.protocol ? `v${p.protocol}` : "v–");
+    set(card, "protocol", typeof p.protocol === "number" ? `v${p.protocol}` : (p.protocol ?? "v–"));
     set(card, "facts", factsOf(p));
     const t = p.traffic;
     set(card, "rps", fmtRate(t.rps));
