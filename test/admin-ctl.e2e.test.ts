@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { collectLogLines, type LogLine } from "./support/log-lines.js";
-import { alive, pluginsDir, until } from "./support/portico.js";
+import { alive, pluginsDir, startPortico, until } from "./support/portico.js";
 
 const BIN = fileURLToPath(new URL("../bin/portico.js", import.meta.url));
 const TOKEN = "ctl-test-token-abcdef0123456789";
@@ -159,4 +159,15 @@ test("refusals are one plain line each, exit 1: no token, a wrong one, an unknow
   const usage = await ctl(["restart"]);
   assert.equal(usage.code, 2);
   assert.match(usage.stderr, /ctl restart needs a plugin ID/);
+});
+
+test("a daemon without [admin] enabled: ctl says so, exit 1", async () => {
+  const off = await startPortico([{ id: "alpha" }]);
+  try {
+    const r = await ctl(["status", "--url", off.url]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /answered 404 not found: the admin API is not enabled there \(set \[admin\] enabled = true in portico\.toml\)/);
+  } finally {
+    await off.close();
+  }
 });
