@@ -160,8 +160,10 @@ function render(status) {
   overall.dataset.status = status.portico.status;
   overall.textContent = status.portico.status;
   const n = status.plugins.length;
+  const hosts = status.portico.hosts;
   $("meta").textContent =
-    `${status.portico.role} · pid ${status.portico.pid} · up ${fmtDuration(status.portico.uptimeSeconds)} · ${n} plugin${n === 1 ? "" : "s"}`;
+    `${status.portico.role} · pid ${status.portico.pid} · up ${fmtDuration(status.portico.uptimeSeconds)} · ${n} plugin${n === 1 ? "" : "s"}` +
+    (hosts ? ` · ${hosts.length} host${hosts.length === 1 ? "" : "s"}` : "");
   const list = $("plugins");
   const seen = new Set();
   for (const p of status.plugins) {
