@@ -8,35 +8,23 @@ import type * as Prom from "prom-client";
 const require = createRequire(import.meta.url);
 const Counter = require("prom-client/lib/counter") as typeof Prom.Counter;
 const Gauge = require("prom-client/lib/gauge") as typeof Prom.Gauge;
-const Histogram = require("prom-client/lib/histogram") as typeof Prom.Histogram;
 const Registry = require("prom-client/lib/registry") as typeof Prom.Registry;
 
 import type { EventEmitter } from "node:events";
 import { PLUGIN_STATES, type PluginEvents, type PluginState } from "../host/plugin.js";
 import { LiveStats } from "./live-stats.js";
+import { RequestMetrics } from "./request-metrics.js";
 
 export class Metrics {
   readonly registry = new Registry();
   /** The status page's figures (rates, percentiles, history), beside Prometheus' cumulative ones. */
   readonly live = new LiveStats();
-  readonly requests = new Counter({
-    name: "portico_requests_total",
-    help: "HTTP requests answered, by plugin, route prefix and status",
-    labelNames: ["plugin", "route", "status"] as const,
-    registers: [this.registry],
-  });
-  readonly duration = new Histogram({
-    name: "portico_request_duration_seconds",
-    help: "Time from request to the end of the response, by plugin and route prefix",
-    labelNames: ["plugin", "route"] as const,
-    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
-    registers: [this.registry],
-  });
-  readonly inFlight = new Gauge({
-    name: "portico_requests_in_flight",
-    help: "Requests being answered right now, by plugin",
-    labelNames: ["plugin"] as const,
-    registers: [this.registry],
+  /** Requests by status, their durations, and those in flight: counted by hand (request-metrics.ts). */
+  // Registered first, as they always were: the exposition keeps its order.
+  readonly #requests = new RequestMetrics(this.registry, [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], {
+    requests: "HTTP requests answered, by plugin, route prefix and status",
+    duration: "Time from request to the end of the response, by plugin and route prefix",
+    inFlight: "Requests being answered right now, by plugin",
   });
   readonly restarts = new Counter({
     name: "portico_plugin_restarts_total",
@@ -93,8 +81,8 @@ export class Metrics {
     const restarted = () => this.restarts.inc({ plugin: plugin.id });
     setState();
     this.restarts.inc({ plugin: plugin.id }, 0);
-    // inc(0), not set(0): after a swap, requests still draining on the old process are counted here.
-    this.inFlight.inc({ plugin: plugin.id }, 0);
+    // Appears at 0, and is never reset: after a swap, requests still draining on the old process count here.
+    this.#requests.watch(plugin.id);
     plugin.on("state", setState);
     plugin.on("restart", restarted);
     const unwatchLive = this.live.watch(plugin);
@@ -106,40 +94,16 @@ export class Metrics {
     };
   }
 
-  // Label look-ups hash the label set on every call; the children are cached per label set instead.
-  readonly #counters = new Map<string, { inc(): void }>();
-  readonly #histograms = new Map<string, { observe(v: number): void }>();
-
-  readonly #inFlight = new Map<string, { inc(): void; dec(): void }>();
-
   exchangeStarted(plugin: string): void {
-    let g = this.#inFlight.get(plugin);
-    if (!g) {
-      g = this.inFlight.labels(plugin);
-      this.#inFlight.set(plugin, g);
-    }
-    g.inc();
+    this.#requests.started(plugin);
   }
 
   exchangeEnded(plugin: string): void {
-    this.#inFlight.get(plugin)?.dec();
+    this.#requests.ended(plugin);
   }
 
   /** One answered request. */
   observe(plugin: string, route: string, status: number, seconds: number): void {
-    const key = `${plugin}\u0000${route}`;
-    const ckey = `${key}\u0000${status}`;
-    let counter = this.#counters.get(ckey);
-    if (!counter) {
-      counter = this.requests.labels(plugin, route, String(status));
-      this.#counters.set(ckey, counter);
-    }
-    counter.inc();
-    let histogram = this.#histograms.get(key);
-    if (!histogram) {
-      histogram = this.duration.labels(plugin, route);
-      this.#histograms.set(key, histogram);
-    }
-    histogram.observe(seconds);
+    this.#requests.observe(plugin, route, status, seconds);
   }
 }
