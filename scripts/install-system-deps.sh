@@ -1,7 +1,7 @@
 #!/bin/sh
-# System packages the tests (python3; nats-server for the NATS tests; FastAPI, Starlette, Flask, Django, uvicorn and pip for the Python SDK tests) and the benchmark (wrk, nginx) need, on Debian or Ubuntu. Safe to run again.
+# System packages the tests (python3; nats-server for the NATS tests; chromium for the status page test; FastAPI, Starlette, Flask, Django, uvicorn and pip for the Python SDK tests) and the benchmark (wrk, nginx) need, on Debian or Ubuntu. Safe to run again.
 set -eu
-PKGS="python3 nats-server wrk nginx-light python3-fastapi python3-starlette python3-flask python3-django python3-uvicorn python3-pip"
+PKGS="python3 nats-server chromium wrk nginx-light python3-fastapi python3-starlette python3-flask python3-django python3-uvicorn python3-pip"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -2,10 +2,12 @@
  * portico's settings: defaults, `portico.toml`, then command-line flags (flags win).
  * Problems name the file, the key and the fix, like manifest problems.
  */
+import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import type { LevelWithSilent } from "pino";
 import { parse as parseToml } from "smol-toml";
+import { type AdminConfig, DEFAULT_ADMIN, TOKEN_FIX, tokenProblem } from "./admin/config.js";
 import { DEFAULT_LIMITS, DEFAULT_SUPERVISOR, type SupervisorOptions } from "./host/plugin.js";
 import { LOG_LEVELS } from "./log.js";
 import { type ManifestProblem, mountPrefixProblem, suggestMountPrefix } from "./manifest/index.js";
@@ -56,6 +58,8 @@ export interface PorticoConfig {
   supervisor: SupervisorOptions;
   /** Set: this process is a gateway, a host or both, joined by NATS (docs/nats.md). Unset: embedded. */
   nats: NatsConfig | undefined;
+  /** The status page and admin API at /admin (docs/admin.md). */
+  admin: AdminConfig;
 }
 
 export const DEFAULT_CONFIG: PorticoConfig = {
@@ -77,6 +81,7 @@ export const DEFAULT_CONFIG: PorticoConfig = {
   ...DEFAULT_LIMITS,
   supervisor: DEFAULT_SUPERVISOR,
   nats: undefined,
+  admin: DEFAULT_ADMIN,
 };
 
 export class ConfigError extends Error {
@@ -259,6 +264,9 @@ function fromToml(doc: Record<string, unknown>, file: string): Partial<PorticoCo
     out.nats = n;
   }
 
+  const admin = table("admin");
+  if (Object.keys(admin).length) out.admin = adminFromToml(admin, file, bad, read);
+
   // A misspelt key would otherwise be ignored without a word, and its setting silently not apply.
   // Known keys are those read above (whether present or not).
   for (const [prefix, t] of [
@@ -266,6 +274,7 @@ function fromToml(doc: Record<string, unknown>, file: string): Partial<PorticoCo
     ["limits.", limits],
     ["supervisor.", sup],
     ["nats.", nats],
+    ["admin.", admin],
   ] as const) {
     const known = [...read].filter((k) => k.startsWith(prefix) && !k.slice(prefix.length).includes(".")).map((k) => k.slice(prefix.length));
     for (const key of Object.keys(t)) {
@@ -274,6 +283,50 @@ function fromToml(doc: Record<string, unknown>, file: string): Partial<PorticoCo
   }
 
   if (problems.length) throw new ConfigError(problems);
+  return out;
+}
+
+/** `[admin]`: enabled, and a token given inline or in a file (not both). */
+function adminFromToml(
+  t: Record<string, unknown>,
+  file: string,
+  bad: (key: string, message: string, fix: string) => void,
+  read: Set<string>,
+): AdminConfig {
+  for (const k of ["enabled", "token", "token_file"]) read.add(`admin.${k}`);
+  const out: AdminConfig = { ...DEFAULT_ADMIN };
+  if (t.enabled !== undefined) {
+    if (typeof t.enabled === "boolean") out.enabled = t.enabled;
+    else bad("admin.enabled", "must be true or false", "set enabled = true");
+  }
+  if (t.token !== undefined && t.token_file !== undefined) {
+    bad("admin.token", "and token_file are both set", "keep one of them");
+    return out;
+  }
+  let token: string | undefined;
+  let key = "admin.token";
+  if (t.token !== undefined) {
+    if (typeof t.token === "string") token = t.token;
+    else bad(key, "must be a string", TOKEN_FIX);
+  } else if (t.token_file !== undefined) {
+    key = "admin.token_file";
+    if (typeof t.token_file !== "string" || !t.token_file) {
+      bad(key, "must be a file path", 'set token_file = "/etc/portico/admin-token"');
+      return out;
+    }
+    const path = resolve(dirname(file), t.token_file);
+    try {
+      token = readFileSync(path, "utf8").trim();
+    } catch (err) {
+      bad(key, `cannot read ${path}: ${(err as Error).message}`, "point it at a readable file holding the token");
+      return out;
+    }
+  }
+  if (token !== undefined) {
+    const problem = tokenProblem(token);
+    if (problem) bad(key, `the token ${problem}`, TOKEN_FIX);
+    else out.token = token;
+  }
   return out;
 }
 

@@ -14,6 +14,9 @@ export type GatewayErrorCode =
   | "headers_too_large" // request head over max_header_bytes or max_header_count
   | "not_found" // no route, or nothing in a reserved space
   | "method_not_allowed" // a daemon endpoint asked with the wrong method
+  | "admin_unauthorized" // the admin API without the right bearer token (when one is set)
+  | "admin_forbidden" // the admin page or API from where it is not served (a non-loopback client, a foreign Origin)
+  | "not_local" // an admin action on a plugin another process runs (a NATS host's, seen from a gateway)
   | "payload_too_large" // request body over the route's limit
   | "plugin_unavailable" // plugin starting, restarting, failed or stopped
   | "plugin_timeout" // no reply within the route's timeout
@@ -39,6 +42,9 @@ const STATUS: Record<GatewayErrorCode, number> = {
   headers_too_large: 431,
   not_found: 404,
   method_not_allowed: 405,
+  admin_unauthorized: 401,
+  admin_forbidden: 403,
+  not_local: 409,
   payload_too_large: 413,
   plugin_unavailable: 503,
   plugin_timeout: 504,
@@ -67,6 +73,9 @@ const MESSAGE: Record<GatewayErrorCode, string> = {
   headers_too_large: "request header fields too large",
   not_found: "not found",
   method_not_allowed: "method not allowed",
+  admin_unauthorized: "unauthorized",
+  admin_forbidden: "forbidden",
+  not_local: "plugin not run by this process",
   payload_too_large: "request body too large",
   plugin_unavailable: "plugin unavailable",
   plugin_timeout: "plugin gateway timeout",
@@ -122,5 +131,7 @@ export function errorResponse(err: unknown): ErrorResponse {
   if (e.status === 503) headers.push(["Retry-After", String(Math.max(1, Math.ceil(e.retryAfter ?? 1)))]);
   // RFC 6455 §4.2.2: the refusal names the version portico speaks.
   if (e.code === "websocket_version") headers.push(["Sec-WebSocket-Version", "13"]);
+  // RFC 6750 §3: a 401 names the scheme it wants.
+  if (e.code === "admin_unauthorized") headers.push(["WWW-Authenticate", 'Bearer realm="portico admin"']);
   return { status: e.status, headers, body };
 }

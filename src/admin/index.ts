@@ -3,8 +3,10 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { GatewayError } from "../errors.js";
 import type { PluginStatus } from "../host/plugin.js";
 import type { Router } from "../router/index.js";
+import type { AdminApi } from "./api.js";
 import type { Metrics } from "./metrics.js";
 
+export { AdminApi } from "./api.js";
 export { Metrics } from "./metrics.js";
 
 export interface AdminContext {
@@ -15,10 +17,13 @@ export interface AdminContext {
   hosts: () => object[] | undefined;
   metrics: Metrics;
   draining: () => boolean;
+  /** /admin: the status page and its API (off unless [admin] enabled). */
+  api: AdminApi;
 }
 
 /** Answers a request in the reserved space; throws GatewayError for anything it does not serve. */
 export async function handleAdmin(req: IncomingMessage, res: ServerResponse, path: string, ctx: AdminContext): Promise<number> {
+  if (path === "/admin" || path.startsWith("/admin/")) return ctx.api.handle(req, res, path);
   const endpoint =
     path === "/health" || path === "/health/" ? "health" : path === "/metrics" || path === "/metrics/" ? "metrics" : undefined;
   if (!endpoint) throw new GatewayError("not_found", `nothing at ${path} in the reserved space`);

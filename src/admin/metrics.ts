@@ -12,10 +12,13 @@ const Registry = require("prom-client/lib/registry") as typeof Prom.Registry;
 
 import type { EventEmitter } from "node:events";
 import { PLUGIN_STATES, type PluginEvents, type PluginState } from "../host/plugin.js";
+import { LiveStats } from "./live-stats.js";
 import { RequestMetrics } from "./request-metrics.js";
 
 export class Metrics {
   readonly registry = new Registry();
+  /** The status page's figures (rates, percentiles, history), beside Prometheus' cumulative ones. */
+  readonly live = new LiveStats();
   /** Requests by status, their durations, and those in flight: counted by hand (request-metrics.ts). */
   // Registered first, as they always were: the exposition keeps its order.
   readonly #requests = new RequestMetrics(this.registry, [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], {
@@ -82,9 +85,11 @@ export class Metrics {
     this.#requests.watch(plugin.id);
     plugin.on("state", setState);
     plugin.on("restart", restarted);
+    const unwatchLive = this.live.watch(plugin);
     return () => {
       plugin.off("state", setState);
       plugin.off("restart", restarted);
+      unwatchLive();
       for (const s of PLUGIN_STATES) this.state.remove({ plugin: plugin.id, state: s });
     };
   }

@@ -1,11 +1,12 @@
 /**
- * portico serve | check | routes
+ * portico serve | check | routes | new | ctl
  */
 import { existsSync, statSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import type { LevelWithSilent } from "pino";
+import { ADMIN_TOKEN_ENV, DEFAULT_ADMIN, TOKEN_FIX, tokenProblem } from "../admin/config.js";
 import { ConfigError, loadConfigFile, type PorticoConfig, parseListen, resolveConfig } from "../config.js";
 import { createPortico, type Portico } from "../gateway/index.js";
 import { buildRoutes, type Refusal } from "../host/index.js";
@@ -22,6 +23,7 @@ import {
 import { DEFAULT_NATS, NATS_ROLES, NatsConnectError, type NatsRole } from "../nats/config.js";
 import { DEFAULT_RESERVED_PREFIXES, Router } from "../router/index.js";
 import { ScaffoldError } from "../scaffold/index.js";
+import { CtlError, ctl, urlOf } from "./ctl.js";
 import { NEW_USAGE, newPlugin } from "./new.js";
 
 const USAGE = `usage:
@@ -30,6 +32,9 @@ const USAGE = `usage:
   portico check  PATH...           validate manifests (files, plugin folders or plugin directories)
   portico routes [--plugins DIR] [--config FILE]   print the routing table serve would build
 ${NEW_USAGE}
+  portico ctl    status | restart ID | stop ID [--url URL] [--token TOKEN] [--config FILE] [--json]
+                 ask the running daemon's admin API (docs/admin.md)
+
 options:
   --plugins DIR       serve every DIR/*/${MANIFEST_FILE}
   --listen HOST:PORT  where to listen (default 127.0.0.1:8080)
@@ -41,6 +46,9 @@ options:
                       several servers, comma-separated
   --role ROLE         with --nats: gateway (HTTP only, no plugins), host (plugins only, no
                       public port) or both (default both)
+  --url URL           ctl: the daemon (default http:// + listen from the settings)
+  --token TOKEN       ctl: the admin token (default $${ADMIN_TOKEN_ENV}, then [admin] token)
+  --json              ctl: print the API's JSON
 `;
 
 class UsageError extends Error {}
@@ -60,6 +68,8 @@ async function main(argv: string[]): Promise<number> {
       return routes(rest);
     case "new":
       return newPlugin(rest, (message) => new UsageError(message));
+    case "ctl":
+      return control(rest);
     default:
       throw new UsageError(`unknown command "${command}"`);
   }
@@ -107,7 +117,50 @@ async function settings(values: ReturnType<typeof parse>["values"]): Promise<Por
     const base = fromFile.nats ?? { ...DEFAULT_NATS, url: "", role: "both" as NatsRole };
     flags.nats = { ...base, url: values.nats ?? base.url, role: (values.role as NatsRole | undefined) ?? base.role };
   }
+  // The environment's admin token wins over the file's (a secret kept out of files).
+  const envToken = process.env[ADMIN_TOKEN_ENV];
+  if (envToken) {
+    const problem = tokenProblem(envToken);
+    if (problem) throw new ConfigError([{ file: "(environment)", key: ADMIN_TOKEN_ENV, message: `the token ${problem}`, fix: TOKEN_FIX }]);
+    flags.admin = { ...(fromFile.admin ?? DEFAULT_ADMIN), token: envToken };
+  }
   return resolveConfig(fromFile, flags);
+}
+
+async function control(args: string[]): Promise<number> {
+  let parsed: ReturnType<typeof parseCtl>;
+  try {
+    parsed = parseCtl(args);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const { values, positionals } = parsed;
+  const [command, id, ...extra] = positionals;
+  if (command !== "status" && command !== "restart" && command !== "stop") {
+    throw new UsageError(command ? `unknown ctl command "${command}"` : "ctl needs a command: status, restart ID or stop ID");
+  }
+  if (command !== "status" && !id) throw new UsageError(`ctl ${command} needs a plugin ID`);
+  if (extra.length || (command === "status" && id))
+    throw new UsageError(`ctl ${command}: unexpected ${[id, ...extra].filter(Boolean).join(" ")}`);
+  const config = await settings({ config: values.config });
+  try {
+    return await ctl(
+      { command, id, url: values.url ?? urlOf(config.listen), token: values.token ?? config.admin.token, json: values.json === true },
+      (text) => process.stdout.write(text),
+    );
+  } catch (err) {
+    if (!(err instanceof CtlError)) throw err;
+    process.stderr.write(`portico: ${err.message}\n`);
+    return 1;
+  }
+}
+
+function parseCtl(args: string[]) {
+  return parseArgs({
+    args,
+    allowPositionals: true,
+    options: { url: { type: "string" }, token: { type: "string" }, config: { type: "string" }, json: { type: "boolean" } },
+  });
 }
 
 async function serve(args: string[]): Promise<number> {

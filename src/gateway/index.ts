@@ -6,7 +6,7 @@ import { type IncomingMessage, type Server, ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { performance } from "node:perf_hooks";
 import type { Duplex } from "node:stream";
-import { handleAdmin, Metrics } from "../admin/index.js";
+import { AdminApi, handleAdmin, Metrics } from "../admin/index.js";
 import { DEFAULT_CONFIG, type PorticoConfig, resolveConfig } from "../config.js";
 import { GatewayError } from "../errors.js";
 import type { RequestHead, Upstream } from "../exchange/index.js";
@@ -97,7 +97,20 @@ export function createPortico(options: PorticoOptions = {}): Portico {
   const defaults = { timeoutSeconds: config.timeoutSeconds, idleTimeoutSeconds: config.idleTimeoutSeconds };
   /** The plugins requests go to: this process's children, or, on NATS, what the hosts announce. */
   const served = () => nats?.plugins ?? host.plugins;
-  const adminCtx = { router, plugins: served, hosts: () => nats?.hosts(), metrics, draining: () => draining };
+  const api = new AdminApi({
+    config: config.admin,
+    router,
+    plugins: served,
+    hosts: () => nats?.hosts(),
+    live: metrics.live,
+    draining: () => draining,
+    isLocal: (id) => host.plugins.has(id),
+    local: (id) => host.plugins.get(id),
+    stderrOf: (id) => host.plugins.get(id)?.stderrTail(),
+    role: config.nats?.role ?? "embedded",
+    log,
+  });
+  const adminCtx = { router, plugins: served, hosts: () => nats?.hosts(), metrics, draining: () => draining, api };
   /** Set after start() in embedded mode with a plugins folder: what reload() runs. */
   let reloader: Reloader | undefined;
   const unwatch = new Map<Plugin, () => void>();
@@ -200,6 +213,7 @@ export function createPortico(options: PorticoOptions = {}): Portico {
       const seconds = (performance.now() - started) / 1000;
       const plugin = route?.pluginId ?? "";
       metrics.observe(plugin, route?.prefix ?? "", status, seconds);
+      if (route) metrics.live.record(plugin, status, seconds);
       const line = {
         reqId: requestId,
         method: req.method,

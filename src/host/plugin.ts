@@ -14,6 +14,7 @@ import { startApp } from "../ownserver/index.js";
 import { streamTransport } from "../transport/index.js";
 import type { PluginProtocol, Run } from "./channel.js";
 import { watchInput } from "./input-watch.js";
+import { LineRing } from "./line-ring.js";
 import { type LogLine, limitedLog } from "./log-limit.js";
 import { type ExitInfo, PluginProcess } from "./process.js";
 
@@ -74,6 +75,9 @@ export interface PluginStatus {
   nextAttemptAt: string | null;
 }
 
+/** Lines of a plugin's output kept across its runs, for the status page. */
+const OUTPUT_KEPT_LINES = 50;
+
 export interface PluginEvents {
   state: [state: PluginState, previous: PluginState];
   restart: [];
@@ -93,6 +97,8 @@ export class Plugin extends EventEmitter<PluginEvents> implements Upstream {
   #lastExit: string | null = null;
   #nextAttemptAt = 0;
   #restartTimer: NodeJS.Timeout | undefined;
+  /** Its stderr (and an own-server app's stdout) across runs: a run's own tail dies with the run. */
+  readonly #output = new LineRing(OUTPUT_KEPT_LINES);
 
   constructor(manifest: PluginManifest, opts: SupervisorOptions, limits: PluginLimits, log: Logger) {
     super();
@@ -100,7 +106,14 @@ export class Plugin extends EventEmitter<PluginEvents> implements Upstream {
     this.#opts = opts;
     this.#limits = limits;
     this.#log = log.child({ plugin: manifest.id });
-    this.#logLine = limitedLog(this.#log, limits.maxLogLinesPerSecond);
+    const limited = limitedLog(this.#log, limits.maxLogLinesPerSecond);
+    // What the plugin wrote that made it into the log is kept for the status page too.
+    this.#logLine = (level, line) =>
+      limited(level, () => {
+        const out = line();
+        if (out[0].stream !== undefined) this.#output.push(out[1]);
+        return out;
+      });
   }
 
   get id(): string {
@@ -163,6 +176,11 @@ export class Plugin extends EventEmitter<PluginEvents> implements Upstream {
   kill(reason: string): void {
     clearTimeout(this.#restartTimer);
     this.#run?.process.kill(reason);
+  }
+
+  /** The last lines it wrote on stderr that reached the log, across its restarts, oldest first. */
+  stderrTail(): string[] {
+    return this.#output.lines();
   }
 
   /** Exchanges in flight on the running plugin. */
