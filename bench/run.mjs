@@ -3,7 +3,7 @@
 //
 //   node bench/run.mjs [--quick] [--rounds N] [--duration SEC] [--warmup SEC]
 //                      [--workloads id,id] [--targets id,id] [--no-build] [--settle SEC]
-//                      [--no-gib] [--no-nats] [--profile[=DIR]] [--out FILE] [--json FILE]
+//                      [--no-gib] [--no-nats] [--no-python] [--profile[=DIR]] [--out FILE] [--json FILE]
 //
 // Targets (all serve bench/plugins/logic.mjs, on 127.0.0.1 only):
 //   portico-v2  portico → bench/plugins/v2/bench-v2: the logic as a fetch handler on portico's SDK,
@@ -578,6 +578,7 @@ const USAGE = `usage: npm run bench -- [options]
                        45; 10 with --quick; 0 = never wait)
   --no-gib             skip the 1 GiB download/upload through a fresh portico v2 daemon
   --no-nats            skip the NATS section (bench/nats.mjs: embedded vs gateway + hosts)
+  --no-python          skip the Python section (bench/python.mjs: FastAPI through portico vs uvicorn behind nginx)
   --no-build           skip \`npm run build\`
   --profile[=DIR]      profile the portico daemons and their Node plugins (V8 CPU profiler), print
                        the hot spots; profiles go to DIR (default: a temp directory). RESULTS.md is
@@ -599,6 +600,7 @@ try {
       "no-build": { type: "boolean", default: false },
       "no-gib": { type: "boolean", default: false },
       "no-nats": { type: "boolean", default: false },
+      "no-python": { type: "boolean", default: false },
       settle: { type: "string" },
       profile: { type: "string" },
       out: { type: "string" },
@@ -624,6 +626,7 @@ const PROFILE = opts.profile !== undefined;
 const SETTLE = nonNegativeInt(opts.settle ?? (QUICK ? "10" : "45"), "--settle");
 const GIB = !opts["no-gib"];
 const NATS = !opts["no-nats"];
+const PYTHON = !opts["no-python"];
 /** A run during which other processes used more than this share of the machine is "disturbed". */
 const DISTURBED = 0.15;
 const OUT = opts.out ? resolve(opts.out) : PROFILE ? undefined : join(BENCH_DIR, "RESULTS.md");
@@ -1607,6 +1610,11 @@ async function main() {
   if (OUT) {
     writeFileSync(OUT, md);
     process.stdout.write(`bench: wrote ${relative(process.cwd(), OUT) || OUT}\n`);
+    // Issue 10's section: a FastAPI app through portico and under uvicorn behind nginx, added to the same file.
+    if (PYTHON) {
+      const py = ["--duration", String(DURATION), "--rounds", String(ROUNDS), "--out", OUT, "--no-build"];
+      spawnSync(process.execPath, [join(BENCH_DIR, "python.mjs"), ...py], { stdio: "inherit" });
+    }
   }
   if (opts.json) {
     writeFileSync(
