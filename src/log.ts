@@ -10,9 +10,6 @@ export interface LogOptions {
   pretty?: boolean;
 }
 
-/** Below sonic-boom's largest single write (16 KiB), which it requires. */
-const MIN_WRITE = 8 * 1024;
-
 const noop = () => {};
 const STDOUT = 1;
 
@@ -30,7 +27,7 @@ export function createLogger(opts: LogOptions = {}): Logger {
       },
     });
   }
-  const out = batched(pino.destination({ dest: STDOUT, sync: false, minLength: MIN_WRITE }));
+  const out = batched(pino.destination({ dest: STDOUT, sync: false }));
   const logger = pino({ level, base: undefined, timestamp: pino.stdTimeFunctions.isoTime }, out);
   lineWriters.set(logger, out.write);
   return logger;
@@ -57,16 +54,14 @@ export function lineWriterOf(log: Logger): ((line: string) => boolean) | undefin
  */
 function batched(destination: ReturnType<typeof pino.destination>) {
   let lines: string[] = [];
+  // sonic-boom writes what it is given at once, or right after the write in progress: nothing
+  // needs flushing. (Its minLength would hold lines back, but strands them when a flush comes
+  // while a write is in progress; and a flush with a callback costs an fsync.)
   const pass = () => {
     if (lines.length === 0) return;
     const text = lines.length === 1 ? (lines[0] as string) : lines.join("");
     lines = [];
     destination.write(text);
-  };
-  // No callback: sonic-boom fsyncs before calling one back, a disk flush per turn for nothing.
-  const turnOver = () => {
-    pass();
-    destination.flush();
   };
   // Synchronous, for the exit: handing the lines to sonic-boom could start an asynchronous write
   // that the process does not live to finish, so they are written here, after what it holds.
@@ -80,7 +75,7 @@ function batched(destination: ReturnType<typeof pino.destination>) {
   process.once("exit", flushSync);
   return {
     write(line: string): boolean {
-      if (lines.push(line) === 1) setImmediate(turnOver);
+      if (lines.push(line) === 1) setImmediate(pass);
       return true;
     },
     flush(cb?: (err?: Error) => void) {
