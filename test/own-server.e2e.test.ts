@@ -368,7 +368,9 @@ test("an app that stops listening: 502 app unreachable, then its health fails an
   const refused = await fetch(`${url}/faults/x`);
   assert.equal(refused.status, 502);
   assert.deepEqual(await refused.json(), { error: "app unreachable" });
-  await until(async () => (await health("faults")).pid !== pid && (await fetch(`${url}/faults/x`)).status === 200, 10_000, "a restart");
+  // A liveness wait, not a speed check: the kill's grace period and a new node process under a
+  // loaded test run can take several seconds.
+  await until(async () => (await health("faults")).pid !== pid && (await fetch(`${url}/faults/x`)).status === 200, 30_000, "a restart");
   assert.match(String((await health("faults")).lastExit), /^health check failed 2 times in a row \(GET \/healthz failed: ECONNREFUSED/);
 });
 
