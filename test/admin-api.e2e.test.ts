@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { request } from "node:http";
 import { after, before, describe, test } from "node:test";
+import type { TrafficFigures } from "../src/admin/live-stats.js";
 import { defined } from "./support/assert.js";
 import { alive, FAST_SUPERVISOR, type Running, startPortico, until } from "./support/portico.js";
 import { httpRequest } from "./support/raw-http.js";
@@ -23,16 +24,7 @@ interface View {
   inFlight: number;
   local: boolean;
   stderr: string[] | null;
-  traffic: {
-    rps: number;
-    errorRate: number | null;
-    p50Ms: number | null;
-    p99Ms: number | null;
-    requests: number;
-    errors: number;
-    history: number[];
-    errorHistory: number[];
-  };
+  traffic: TrafficFigures;
 }
 interface Status {
   portico: { status: string; role: string; pid: number };

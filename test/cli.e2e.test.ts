@@ -3,45 +3,23 @@
  * before()), with real plugin processes and real HTTP on 127.0.0.1.
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { fileURLToPath } from "node:url";
+import { BIN, ensureBuilt, ROOT } from "./support/cli.js";
 import { alive, FIXTURE, manifestText, type PluginSpec, pluginsDir, until } from "./support/portico.js";
 
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const BIN = join(ROOT, "bin", "portico.js");
 // Every command runs in an empty folder, so no ./portico.toml of the developer's is picked up.
 const cwd = mkdtempSync(join(tmpdir(), "portico-cli-test-"));
 const cleanups: (() => void)[] = [() => rmSync(cwd, { recursive: true, force: true })];
 const running = new Set<ChildProcess>();
 
-/** Newest modification time of any file under `dir`. */
-function newest(dir: string): number {
-  let t = 0;
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    t = Math.max(t, e.isDirectory() ? newest(p) : statSync(p).mtimeMs);
-  }
-  return t;
-}
-
-// bin/portico.js runs dist/: build it unless it is already newer than every source (`npm test`
-// builds first; rebuilding then would rewrite dist/ under test files running alongside).
-before(() => {
-  const entry = join(ROOT, "dist", "cli", "main.js");
-  if (existsSync(entry) && statSync(entry).mtimeMs >= newest(join(ROOT, "src"))) return;
-  const build = spawnSync(process.execPath, [join(ROOT, "node_modules/typescript/bin/tsc"), "-p", join(ROOT, "tsconfig.build.json")], {
-    cwd: ROOT,
-    encoding: "utf8",
-  });
-  // tsc emits despite type errors; those are the typecheck's to report, so only a missing entry fails here.
-  if (build.status !== 0) console.error(`npm run build reported errors:\n${build.stdout}${build.stderr}`);
-  assert.ok(existsSync(entry), `npm run build did not produce ${entry}`);
-});
+// bin/portico.js runs dist/: built unless already newer than every source (`npm test` builds first;
+// rebuilding then would rewrite dist/ under test files running alongside).
+before(ensureBuilt);
 
 // A test that failed half-way leaves its portico running: stop it as a user would (SIGTERM, so it
 // stops its plugins), and only if that doesn't work, SIGKILL.

@@ -15,8 +15,7 @@ import threading
 from .frames import WS_BINARY, WS_CLOSE, WS_TEXT, parse_close
 from .heads import RequestInfo, header_pairs
 from .stream import ClientDisconnected
-from .threads import BodyReader, Bridge
-from .wsgi import _watch
+from .threads import BodyReader, Bridge, ThreadedAdapter
 
 
 class WebSocketClosed(ClientDisconnected):
@@ -138,27 +137,10 @@ async def _close(ex, code: int, reason: str) -> None:
     ex.ws_close(code, reason)
 
 
-class RawAdapter:
+class RawAdapter(ThreadedAdapter):
     def __init__(self, handler, threads: int = 32):
+        super().__init__(threads)
         self.handler = handler
-        self.bridge = Bridge(threads)
-
-    def bind(self, loop) -> None:
-        self.bridge.bind(loop)
-
-    async def startup(self) -> None:
-        pass
-
-    async def shutdown(self) -> None:
-        pass
-
-    async def handle(self, ex) -> None:
-        cancelled = threading.Event()
-        watcher = self.bridge.loop.create_task(_watch(ex, cancelled))
-        try:
-            await self.bridge.run(self._run, ex, cancelled)
-        finally:
-            watcher.cancel()
 
     def _run(self, ex, cancelled: threading.Event) -> None:
         request = Request(RequestInfo(ex.head), BodyReader(self.bridge, ex), cancelled)

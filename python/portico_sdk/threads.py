@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import io
+import threading
 
 
 class Bridge:
@@ -95,3 +96,37 @@ class BodyReader(io.RawIOBase):
     def __iter__(self):
         while line := self.readline():
             yield line
+
+
+async def watch_cancel(ex, cancelled: threading.Event) -> None:
+    """Sets `cancelled` when the client goes away mid-exchange (portico's RESET)."""
+    await ex.wait_done()
+    if ex.disconnected:
+        cancelled.set()
+
+
+class ThreadedAdapter:
+    """An app called on a worker thread per exchange (WSGI, the plain handler): `_run` does the work."""
+
+    def __init__(self, threads: int = 32):
+        self.bridge = Bridge(threads)
+
+    def bind(self, loop) -> None:
+        self.bridge.bind(loop)
+
+    async def startup(self) -> None:
+        pass
+
+    async def shutdown(self) -> None:
+        pass
+
+    async def handle(self, ex) -> None:
+        cancelled = threading.Event()
+        watcher = self.bridge.loop.create_task(watch_cancel(ex, cancelled))
+        try:
+            await self.bridge.run(self._run, ex, cancelled)
+        finally:
+            watcher.cancel()
+
+    def _run(self, ex, cancelled: threading.Event) -> None:
+        raise NotImplementedError

@@ -7,7 +7,7 @@ import threading
 
 from .heads import RequestInfo, header_pairs, wsgi_path
 from .stream import ClientDisconnected
-from .threads import BodyReader, Bridge
+from .threads import BodyReader, ThreadedAdapter
 
 log = logging.getLogger("portico_sdk")
 
@@ -46,27 +46,10 @@ def environ_for(info: RequestInfo, body, cancelled: threading.Event) -> dict:
     return env
 
 
-class WSGIAdapter:
+class WSGIAdapter(ThreadedAdapter):
     def __init__(self, app, threads: int = 32):
+        super().__init__(threads)
         self.app = app
-        self.bridge = Bridge(threads)
-
-    def bind(self, loop) -> None:
-        self.bridge.bind(loop)
-
-    async def startup(self) -> None:
-        pass
-
-    async def shutdown(self) -> None:
-        pass
-
-    async def handle(self, ex) -> None:
-        cancelled = threading.Event()
-        watcher = self.bridge.loop.create_task(_watch(ex, cancelled))
-        try:
-            await self.bridge.run(self._run, ex, cancelled)
-        finally:
-            watcher.cancel()
 
     def _run(self, ex, cancelled: threading.Event) -> None:
         """On a worker thread: the whole exchange, with every protocol step done by the loop."""
@@ -127,13 +110,6 @@ def _content_length(headers) -> int | None:
             except ValueError:
                 return None
     return None
-
-
-async def _watch(ex, cancelled: threading.Event) -> None:
-    """Sets environ["portico.cancelled"] when the client goes away mid-exchange."""
-    await ex.wait_done()
-    if ex.disconnected:
-        cancelled.set()
 
 
 __all__ = ["WSGIAdapter", "ClientDisconnected"]

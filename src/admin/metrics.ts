@@ -102,8 +102,10 @@ export class Metrics {
     this.#requests.ended(plugin);
   }
 
-  /** One answered request. */
+  /** One answered request: Prometheus' series and the status page's figures. */
   observe(plugin: string, route: string, status: number, seconds: number): void {
     this.#requests.observe(plugin, route, status, seconds);
+    // The status page's figures are per plugin: portico's own answers (plugin "") have none.
+    if (plugin) this.live.record(plugin, status, seconds);
   }
 }

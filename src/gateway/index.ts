@@ -213,7 +213,6 @@ export function createPortico(options: PorticoOptions = {}): Portico {
       const seconds = (performance.now() - started) / 1000;
       const plugin = route?.pluginId ?? "";
       metrics.observe(plugin, route?.prefix ?? "", status, seconds);
-      if (route) metrics.live.record(plugin, status, seconds);
       const line = {
         reqId: requestId,
         method: req.method,
