@@ -16,6 +16,7 @@ import { Wire } from "../connection/wire.js";
 import { DEFAULT_WINDOW, ProtocolError, type Session } from "../protocol/v2.js";
 import { streamTransport } from "../transport/index.js";
 import { internalError, type RequestHead } from "./http.js";
+import { useLightResponses } from "./response.js";
 import { answerV1, publishFrame, type V1Message } from "./v1.js";
 import { handleStream } from "./v2.js";
 
@@ -36,6 +37,11 @@ export interface ServeOptions {
   onError?: (error: unknown, request: Request) => void;
   /** Refuse protocol v2 even when offered (for testing v1 behaviour). */
   protocol?: 1 | 2;
+  /**
+   * Make the global `Response` the SDK's light one while serving (default true): a Response of a
+   * string, bytes or nothing then skips undici's body stream. `false` keeps undici's own.
+   */
+  lightResponses?: boolean;
 }
 
 export interface PluginServer {
@@ -54,6 +60,7 @@ type Msg = { jsonrpc?: string; id?: number | string | null; method?: string; par
 
 export function serve(options: ServeOptions): PluginServer {
   const manifest = loadManifest(options.manifest);
+  if (options.lightResponses !== false) useLightResponses();
   const pluginId = String((manifest.plugin as Record<string, unknown> | undefined)?.id ?? "");
   guardStdout();
   const out = process.stdout;

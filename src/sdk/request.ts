@@ -7,6 +7,7 @@
  * when something else is asked for (the body, clone(), …). It is `instanceof Request`.
  */
 import { headersOf, type RequestHead, urlOf } from "./http.js";
+import { lightBody, underlying } from "./response.js";
 
 const real = Symbol("portico.request");
 
@@ -134,11 +135,14 @@ export function lazyRequest(head: RequestHead, body: ReadableStream<Uint8Array> 
 }
 
 /**
- * The bytes of a Response whose body was given whole (a string, bytes): read from undici's own
- * record of it, skipping the stream machinery. undefined when the body is a real stream or the
- * internals are not what this Node version is known to have; the caller then reads the stream.
+ * The bytes of a Response whose body was given whole (a string, bytes), skipping the stream
+ * machinery: a light Response's as given, an undici Response's from undici's own record of it.
+ * null when the response has no body at all; undefined when the body is a real stream or the
+ * internals are not what this Node version is known to have: the caller then reads the stream.
  */
-export function wholeBody(response: Response): Buffer | undefined {
+export function wholeBody(response: Response): Buffer | null | undefined {
+  const given = lightBody(response);
+  if (given !== undefined) return given;
   const state = internal(response);
   const body = state?.body as { source?: unknown; stream?: ReadableStream } | null | undefined;
   if (!body || body.stream?.locked || response.bodyUsed) return undefined;
@@ -150,10 +154,12 @@ export function wholeBody(response: Response): Buffer | undefined {
 }
 
 /**
- * The length of the response's body when undici knows it without reading it (a string, bytes, an
+ * The length of the response's body when it is known without reading it (a string, bytes, an
  * ArrayBuffer, a Blob, form data): the response can then announce it with Content-Length.
  */
 export function knownLength(response: Response): number | undefined {
+  const given = lightBody(response);
+  if (given !== undefined) return given === null ? undefined : given.length;
   const body = internal(response)?.body as { length?: unknown; stream?: ReadableStream } | null | undefined;
   if (!body || body.stream?.locked || response.bodyUsed) return undefined;
   return typeof body.length === "number" ? body.length : undefined;
@@ -161,8 +167,10 @@ export function knownLength(response: Response): number | undefined {
 
 let stateSymbol: symbol | null | undefined;
 function internal(response: Response): Record<string, unknown> | undefined {
-  if (stateSymbol === undefined) stateSymbol = Object.getOwnPropertySymbols(response).find((s) => s.description === "state") ?? null;
+  const native = underlying(response);
+  if (!native) return undefined;
+  if (stateSymbol === undefined) stateSymbol = Object.getOwnPropertySymbols(native).find((s) => s.description === "state") ?? null;
   if (!stateSymbol) return undefined;
-  const v = (response as unknown as Record<symbol, unknown>)[stateSymbol];
+  const v = (native as unknown as Record<symbol, unknown>)[stateSymbol];
   return typeof v === "object" && v !== null ? (v as Record<string, unknown>) : undefined;
 }

@@ -16,9 +16,12 @@ export async function answerV1(handlers: Handlers, req: V1Request): Promise<{ st
   const hasBody = req.method !== "GET" && req.method !== "HEAD" && !!req.body_base64;
   const { request } = lazyRequest(req, hasBody ? Buffer.from(req.body_base64 as string, "base64") : undefined);
   const response = await handlers.call(request);
-  const body = wholeBody(response) ?? (response.body ? Buffer.from(await response.arrayBuffer()) : Buffer.alloc(0));
+  const whole = wholeBody(response);
+  const body = whole === null ? EMPTY : (whole ?? (response.body ? Buffer.from(await response.arrayBuffer()) : EMPTY));
   return { status: response.status, headers: headerList(response.headers), body_base64: body.toString("base64") };
 }
+
+const EMPTY = Buffer.alloc(0);
 
 export function publishFrame(source: string, topic: string, payload: unknown): string {
   return `${JSON.stringify({

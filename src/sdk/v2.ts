@@ -33,7 +33,12 @@ export async function handleStream(handlers: Handlers, stream: Stream, head: Req
 
   // A body given whole (a string, bytes) goes out as it is, without a trip through its stream.
   const whole = head.method === "HEAD" ? undefined : wholeBody(response);
-  const headers = withKnownLength(response, whole?.length ?? knownLength(response));
+  const headers = withKnownLength(response, whole === null ? undefined : (whole?.length ?? knownLength(response)));
+  if (whole === null) {
+    stream.sendHead({ status: response.status, headers }, true);
+    body?.discard();
+    return;
+  }
   if (whole) {
     stream.sendHead({ status: response.status, headers }, whole.length === 0);
     if (whole.length > 0) await stream.sendData(whole, true);
