@@ -83,6 +83,8 @@ class Forwarding implements ExchangeEvents {
   /** Bytes in the current rate window, and whether the plugin held the client back in it. */
   #windowBytes = 0;
   #heldBack = false;
+  /** The client's socket while this turn's pieces of a streamed body gather on it: see `#corkTurn`. */
+  #corked: Duplex | undefined;
 
   constructor(
     readonly req: IncomingMessage,
@@ -246,7 +248,10 @@ class Forwarding implements ExchangeEvents {
       }
       if (chunk.length > 0) {
         if (bodyless) exchange.consumed(chunk.length);
-        else res.write(chunk, consumedAfterWrite(exchange, chunk.length));
+        else {
+          this.#corkTurn();
+          res.write(chunk, consumedAfterWrite(exchange, chunk.length));
+        }
       }
       if (this.#remaining !== undefined && !bodyless) this.#remaining -= chunk.length;
       // The announced length is complete: the response is over for the client now. A plugin
@@ -260,6 +265,26 @@ class Forwarding implements ExchangeEvents {
       exchange.reset("error", "response body does not match its Content-Length");
       this.fail(new GatewayError("bad_reply", (err as Error).message));
     }
+  }
+
+  /**
+   * A streamed body's pieces arrive as the plugin's pipe is read, tens of KiB at a time, and
+   * node:http writes each turn of the microtask queue: one system call per read. Held corked until
+   * the event loop's turn ends, everything that arrived in it leaves in one write (node:http's own
+   * cork within a tick nests inside this one).
+   */
+  #corkTurn(): void {
+    const socket = this.res.socket;
+    if (this.#corked || !socket) return;
+    this.#corked = socket;
+    socket.cork();
+    setImmediate(uncorkTurn, this);
+  }
+
+  uncorkTurn(): void {
+    const socket = this.#corked;
+    this.#corked = undefined;
+    if (socket && socket.writableCorked > 0) socket.uncork();
   }
 
   ws(_opcode: number, payload: Buffer): void {
@@ -359,6 +384,7 @@ function onRequestEnd(this: IncomingMessage): void {
 const firstByteTimeout = (f: Forwarding) => f.firstByteTimeout();
 const idleTimeout = (f: Forwarding) => f.idleTimeout();
 const judgeRate = (f: Forwarding) => f.judgeRate();
+const uncorkTurn = (f: Forwarding) => f.uncorkTurn();
 
 /** Credit goes back once the bytes have left for the client's socket. */
 function consumedAfterWrite(exchange: Exchange, n: number): () => void {
