@@ -4,6 +4,7 @@
  * shape pino gives the same object, rather than through pino's generic serializer; with any other
  * logger (pretty printing, a library caller's own) it goes through the logger like any line.
  */
+import { isoNow } from "../clock.js";
 import { type Logger, lineWriterOf } from "../log.js";
 
 export interface AccessEntry {
@@ -29,7 +30,7 @@ export function accessLogger(log: Logger): (entry: AccessEntry) => void {
     };
   }
   return (entry) => {
-    if (log.isLevelEnabled("info")) write(accessLine(entry, new Date().toISOString()));
+    if (log.isLevelEnabled("info")) write(accessLine(entry, isoNow()));
   };
 }
 

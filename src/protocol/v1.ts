@@ -4,6 +4,7 @@
  * request:  host → child  `broker.event`   {topic, event: Event{…, payload: Message{id, topic, reply_to, payload: HttpRequestV1}}}
  * reply:    child → host  `broker.publish` {topic: reply_to, event: {topic, source, payload: Message{…, payload: HttpReplyV1}}}
  */
+import { isoNow } from "../clock.js";
 import { newUuid } from "../ids.js";
 import { type HeaderList, malformed, validateResponseHead } from "./http.js";
 
@@ -41,7 +42,7 @@ export function requestLine(pluginId: string, inbox: string, req: Omit<HttpReque
   const topic = JSON.stringify(requestTopic(pluginId));
   const before =
     `{"jsonrpc":"2.0","method":"broker.event","params":{"topic":${topic},"event":{"id":"${newUuid()}",` +
-    `"timestamp":"${new Date().toISOString()}","topic":${topic},"source":"local","session_id":null,` +
+    `"timestamp":"${isoNow()}","topic":${topic},"source":"local","session_id":null,` +
     `"payload":{"id":"${newUuid()}","topic":${topic},"reply_to":${JSON.stringify(inbox)},` +
     `"payload":{"method":${JSON.stringify(req.method)},"path":${JSON.stringify(req.path)},` +
     `"query":${JSON.stringify(req.query)},"headers":${JSON.stringify(req.headers)},"body_base64":"`;
