@@ -6,7 +6,8 @@
  * header or two. `lazyRequest` answers those from the wire head and builds the real Request only
  * when something else is asked for (the body, clone(), …). It is `instanceof Request`.
  */
-import { headersOf, type RequestHead, urlOf } from "./http.js";
+import { fill, LightHeaders } from "./headers.js";
+import { type RequestHead, urlOf } from "./http.js";
 import { lightBody, underlying } from "./response.js";
 
 const real = Symbol("portico.request");
@@ -68,7 +69,7 @@ for (const key of Reflect.ownKeys(Request.prototype)) {
 Object.setPrototypeOf(LazyRequest.prototype, Request.prototype);
 
 function headersFor(head: RequestHead): Headers {
-  const headers = headersOf(head.headers);
+  const headers = new LightHeaders(head.headers);
   if (head.upgrade === "websocket") {
     // portico strips hop-by-hop headers and says "upgrade" in the head instead; handlers (and
     // frameworks) look for the headers, so put them back.
@@ -91,7 +92,7 @@ function materialize(s: LazyState): Request {
     const hasBody = s.body !== undefined;
     s.request = new Request(s.url, {
       method: s.head.method,
-      headers: s.headers ?? headersFor(s.head),
+      headers: fill(s.headers ?? headersFor(s.head)),
       body: s.body,
       signal: signalOf(s),
       ...(hasBody ? { duplex: "half" } : {}),
