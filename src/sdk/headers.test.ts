@@ -15,8 +15,11 @@ const LIST: HeaderList = [
   ["set-cookie", "b=2"],
   ["X-Empty", ""],
   ["X-Latin", "caf\u00e9"],
+  ["X-Wide", "\u{1F600}"],
+  ["Cookie", "a=1"],
+  ["cookie", "b=2"],
 ];
-const NAMES = ["host", "HOST", "accept", "x-padded", "x-bad", "set-cookie", "x-empty", "x-latin", "absent"];
+const NAMES = ["host", "HOST", "accept", "x-padded", "x-bad", "set-cookie", "x-empty", "x-latin", "x-wide", "cookie", "absent"];
 
 test("LightHeaders answers get and has as Headers filled pair by pair would, without filling", () => {
   const light = new LightHeaders(LIST);
@@ -36,7 +39,9 @@ test("LightHeaders: everything else sees the filled Headers", () => {
   assert.deepEqual(light.getSetCookie(), real.getSetCookie());
   assert.deepEqual([...light.keys()], [...real.keys()]);
   const seen: string[] = [];
-  new LightHeaders(LIST).forEach((v, k) => seen.push(`${k}=${v}`));
+  new LightHeaders(LIST).forEach((v, k) => {
+    seen.push(`${k}=${v}`);
+  });
   assert.equal(seen.length, [...real].length);
   assert.equal(inspect(new LightHeaders(LIST)), inspect(real));
   assert.deepEqual([...new Headers(new LightHeaders(LIST))], [...real]);

@@ -33,7 +33,8 @@ function lightGet(this: LightHeaders, name: string): string | null {
   for (const [k, v] of list) {
     if (k.length !== wanted.length || k.toLowerCase() !== wanted) continue;
     const value = normalized(v);
-    if (value !== undefined) found = found === null ? value : `${found}, ${value}`;
+    // As Headers joins repeated values: cookies with "; ", the rest with ", ".
+    if (value !== undefined) found = found === null ? value : `${found}${wanted === "cookie" ? "; " : ", "}${value}`;
   }
   return found;
 }
@@ -50,7 +51,7 @@ const isWhitespace = (c: number) => c === 9 || c === 10 || c === 13 || c === 32;
 
 /**
  * The value as Headers would store it: HTTP whitespace trimmed from both ends; undefined if it
- * would refuse it (a NUL, CR or LF inside), as headersOf then skips it.
+ * would refuse it, as headersOf then skips it.
  */
 function normalized(value: string): string | undefined {
   let start = 0;
@@ -59,7 +60,8 @@ function normalized(value: string): string | undefined {
   while (end > start && isWhitespace(value.charCodeAt(end - 1))) end--;
   for (let i = start; i < end; i++) {
     const c = value.charCodeAt(i);
-    if (c === 0 || c === 10 || c === 13) return undefined;
+    // A NUL, CR or LF is refused, and so is anything past Latin-1 (a header value is bytes).
+    if (c === 0 || c === 10 || c === 13 || c > 255) return undefined;
   }
   return start === 0 && end === value.length ? value : value.slice(start, end);
 }
@@ -79,6 +81,8 @@ export function fill(headers: Headers): Headers {
   }
   return headers;
 }
+
+Object.defineProperty(LightHeaders, "name", { value: "Headers" });
 
 // Everything else fills first, then is Headers' own.
 for (const key of Reflect.ownKeys(Headers.prototype)) {

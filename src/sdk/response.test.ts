@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { knownLength, wholeBody } from "./request.js";
-import { LightResponse, underlying } from "./response.js";
+import { LightResponse, responseHeaders, underlying } from "./response.js";
 
 const Native = globalThis.Response;
 const Light = LightResponse as unknown as typeof Response;
@@ -143,4 +143,41 @@ test("wholeBody and knownLength read a light body without building undici's Resp
   void viaRecord.type; // answered without building
   assert.equal(underlying(viaRecord), undefined);
   assert.equal(knownLength(new Native("héllo")), 6);
+});
+
+test("light Response: the headers object is one and the same before and after undici's is built", async () => {
+  const r = new Light("x", { headers: { "x-a": "1" } });
+  const h = r.headers;
+  assert.ok(r.body);
+  h.set("x-b", "2");
+  assert.equal(r.headers, h);
+  assert.equal(responseHeaders(r).get("x-b"), "2");
+  assert.equal(await r.text(), "x");
+});
+
+test("light Response: a deleted default content type stays deleted; init is read once", () => {
+  const r = new Light("x");
+  r.headers.delete("content-type");
+  assert.equal(responseHeaders(r).get("content-type"), null);
+  const init: { headers: Record<string, string> } = { headers: { "x-a": "1" } };
+  const r2 = new Light("y", init);
+  init.headers = { "x-late": "1" };
+  assert.equal(responseHeaders(r2).get("x-late"), null);
+  assert.equal(r2.headers.get("x-late"), null);
+  assert.equal(r2.headers.get("x-a"), "1");
+});
+
+test("responseHeaders reads a light Response's headers without building undici's", () => {
+  const r = new Light("x", { headers: { "x-a": "1" } });
+  assert.equal(responseHeaders(r).get("x-a"), "1");
+  assert.equal(responseHeaders(r).get("content-type"), "text/plain;charset=UTF-8");
+  assert.equal(responseHeaders(new Light(new Uint8Array(1))).get("content-type"), null);
+  assert.equal(underlying(r), undefined);
+});
+
+test("Response.prototype's members still work on undici's own Responses", async () => {
+  const native = new Native("n", { status: 201 });
+  assert.equal(await Light.prototype.text.call(native), "n");
+  const status = Object.getOwnPropertyDescriptor(Light.prototype, "status")?.get;
+  assert.equal(status?.call(new Native("n", { status: 202 })), 202);
 });

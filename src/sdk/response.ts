@@ -4,12 +4,14 @@
  *
  * undici's Response wraps every body in a ReadableStream at construction (a stream, its
  * controller, a transferable brand), which the SDK then never reads: it takes the bytes as they
- * are. That is a good part of the plugin's CPU per small request and of its garbage. While
- * `serve()` runs, the global `Response` is this class: it keeps the body and init as given and
- * builds undici's Response only when something beyond status, headers and the bytes is asked for
- * (`body`, `text()`, `clone()`, …). Instances are `instanceof Response`, as are undici's own
- * Responses (from `fetch`, `Response.json`), so code checking either way keeps working. Any other
- * body (a stream, a Blob, form data) is handed to undici's Response at once.
+ * are. That is a good part of the plugin's CPU per small request and of its garbage. Once
+ * `serve()` has been called, the global `Response` is this class: it keeps the body, status and
+ * headers as given and builds undici's Response only when something beyond `status`, `ok`,
+ * `statusText`, `type`, `url`, `redirected` and `bodyUsed` is asked for (`headers`, `body`,
+ * `text()`, `clone()`, …); the SDK reads the headers without building it. Instances are
+ * `instanceof Response`, as are undici's own Responses (from `fetch`, `Response.json`). Any other
+ * body (a stream, a Blob, form data), or an init undici would have to judge, goes to undici's
+ * Response at once.
  */
 
 const Native = globalThis.Response;
@@ -21,93 +23,94 @@ type WholeBody = string | Uint8Array | ArrayBuffer | null | undefined;
 interface LightState {
   body: WholeBody;
   status: number;
-  statusText: string;
+  /** The init's headers, checked and copied at construction; made on first need when none. */
   headers: Headers | undefined;
-  init: ResponseInit | undefined;
   /** undici's Response, once something needed it. */
   real: Response | undefined;
 }
 
+/** A body kept as given: a string, a Uint8Array (not another typed array), an ArrayBuffer, none. */
 const isWhole = (body: unknown): body is WholeBody =>
-  body == null || typeof body === "string" || body instanceof Uint8Array || body instanceof ArrayBuffer;
+  body == null ||
+  typeof body === "string" ||
+  (body instanceof Uint8Array && body.constructor === Uint8Array) ||
+  Buffer.isBuffer(body) ||
+  body instanceof ArrayBuffer;
 
-/** The statuses fetch's Response accepts (the spec's range), minus those that may carry no body. */
-const simpleStatus = (status: number, hasBody: boolean) =>
-  Number.isInteger(status) && status >= 200 && status <= 599 && !(hasBody && (status === 204 || status === 205 || status === 304));
+/** An init with nothing for undici to judge but headers: a plain status in range, no status text. */
+function simpleInit(init: unknown, hasBody: boolean): init is ResponseInit | undefined {
+  if (init === undefined) return true;
+  if (typeof init !== "object" || init === null) return false;
+  const { status, statusText } = init as ResponseInit;
+  if (statusText !== undefined && statusText !== "") return false;
+  if (status === undefined) return true;
+  return (
+    typeof status === "number" &&
+    Number.isInteger(status) &&
+    status >= 200 &&
+    status <= 599 &&
+    !(hasBody && (status === 204 || status === 205 || status === 304))
+  );
+}
 
 class LightResponse {
   declare [light]: LightState;
 
   constructor(body?: ConstructorParameters<typeof Response>[0], init?: ResponseInit) {
-    const status = init?.status ?? 200;
-    const statusText = init?.statusText;
-    if (isWhole(body) && simpleStatus(status, body != null) && (statusText === undefined || statusText === "")) {
-      // Headers are checked now, as undici's constructor would: a bad name throws here, not later.
-      const headers = init?.headers === undefined ? undefined : new Headers(init.headers);
+    if (isWhole(body) && simpleInit(init, body != null)) {
+      // Headers are checked and copied now, as undici's constructor would: a bad name throws here.
+      const headers = init?.headers === undefined ? undefined : withDefaultType(new Headers(init.headers), body);
       // Bytes are copied, as undici does: the caller may reuse its buffer once it has returned.
       const copy = body instanceof ArrayBuffer ? body.slice(0) : body instanceof Uint8Array ? Uint8Array.prototype.slice.call(body) : body;
-      this[light] = { body: copy, status, statusText: "", headers, init, real: undefined };
+      this[light] = { body: copy, status: init?.status ?? 200, headers, real: undefined };
       return;
     }
-    // Anything else is undici's to validate and carry, from the start.
-    this[light] = { body: undefined, status, statusText: "", headers: undefined, init, real: new Native(body, init) };
-  }
-
-  get status(): number {
-    const s = this[light];
-    return s.real ? s.real.status : s.status;
-  }
-  get ok(): boolean {
-    const status = this.status;
-    return status >= 200 && status <= 299;
-  }
-  get statusText(): string {
-    const s = this[light];
-    return s.real ? s.real.statusText : s.statusText;
-  }
-  get headers(): Headers {
-    const s = this[light];
-    if (s.real) return s.real.headers;
-    if (!s.headers) s.headers = new Headers();
-    if (typeof s.body === "string" && !s.headers.has("content-type")) s.headers.set("content-type", TEXT_PLAIN);
-    return s.headers;
-  }
-  get type(): Response["type"] {
-    const s = this[light];
-    return s.real ? s.real.type : "default";
-  }
-  get url(): string {
-    const s = this[light];
-    return s.real ? s.real.url : "";
-  }
-  get redirected(): boolean {
-    const s = this[light];
-    return s.real ? s.real.redirected : false;
-  }
-  get bodyUsed(): boolean {
-    const s = this[light];
-    return s.real ? s.real.bodyUsed : false;
+    // Anything else is undici's to judge and carry, from the start.
+    this[light] = { body: undefined, status: 0, headers: undefined, real: new Native(body, init) };
   }
 }
 
-/** Everything else is undici's Response's, built on first use. */
+/** undici adds a content type for a string body the headers don't type. */
+function withDefaultType(headers: Headers, body: WholeBody): Headers {
+  if (typeof body === "string" && !headers.has("content-type")) headers.set("content-type", TEXT_PLAIN);
+  return headers;
+}
+
+/** What a light Response answers itself; `undefined` from one of these means "ask undici's". */
+const ANSWERS: Record<string, (s: LightState) => unknown> = {
+  status: (s) => s.status,
+  ok: (s) => s.status >= 200 && s.status <= 299,
+  statusText: () => "",
+  type: () => "default",
+  url: () => "",
+  redirected: () => false,
+  bodyUsed: () => false,
+};
+
+// Every member of undici's Response: answered here while light, else by undici's Response behind
+// it; called on undici's own Responses (Response.prototype.text.call(fetched)), undici's own.
 for (const key of Reflect.ownKeys(Native.prototype)) {
-  if (key === "constructor" || Object.hasOwn(LightResponse.prototype, key)) continue;
+  if (key === "constructor") continue;
   const desc = Object.getOwnPropertyDescriptor(Native.prototype, key);
   if (!desc) continue;
   if (typeof desc.value === "function") {
+    const method = desc.value as (...a: unknown[]) => unknown;
     Object.defineProperty(LightResponse.prototype, key, {
       value(this: LightResponse, ...args: unknown[]) {
-        const r = realOf(this) as unknown as Record<PropertyKey, (...a: unknown[]) => unknown>;
-        return r[key]?.apply(r, args);
+        return method.apply(this[light] ? realOf(this) : this, args);
       },
       writable: true,
       configurable: true,
     });
   } else if (desc.get) {
+    const get = desc.get;
+    const answer = typeof key === "string" ? ANSWERS[key] : undefined;
     Object.defineProperty(LightResponse.prototype, key, {
       get(this: LightResponse) {
-        return (realOf(this) as unknown as Record<PropertyKey, unknown>)[key];
+        const s = this[light];
+        if (!s) return get.call(this);
+        if (answer && !s.real) return answer(s);
+        return get.call(realOf(this));
       },
       configurable: true,
     });
@@ -128,9 +131,9 @@ Object.defineProperty(LightResponse, Symbol.hasInstance, {
 function realOf(response: LightResponse): Response {
   const s = response[light];
   if (!s.real) {
-    const headers = s.headers ?? s.init?.headers;
-    s.real = new Native(s.body, { status: s.status, headers });
+    s.real = new Native(s.body, { status: s.status, headers: s.headers });
     s.body = undefined;
+    s.headers = undefined;
   }
   return s.real;
 }
@@ -146,6 +149,14 @@ export function underlying(response: Response): Response | undefined {
   return s ? s.real : response;
 }
 
+/** The response's headers, read without building undici's Response for a light one. */
+export function responseHeaders(response: Response): Headers {
+  const s = stateOf(response);
+  if (!s) return response.headers;
+  s.headers ??= withDefaultType(new Headers(), s.body);
+  return s.headers;
+}
+
 /** The bytes of a light Response's body as given (null: it has none), or undefined if it is not light. */
 export function lightBody(response: Response): Buffer | null | undefined {
   const s = stateOf(response);
@@ -157,7 +168,7 @@ export function lightBody(response: Response): Buffer | null | undefined {
   return Buffer.from(b);
 }
 
-/** While serve() runs, `Response` is the light one (unless the plugin asked otherwise). */
+/** From now on `Response` is the light one (unless the plugin asked otherwise). */
 export function useLightResponses(): void {
   if (globalThis.Response === Native) globalThis.Response = LightResponse as unknown as typeof Response;
 }

@@ -2,6 +2,7 @@
 import { type HeaderList, headerList, internalError, type RequestHead } from "./http.js";
 import type { Handlers } from "./index.js";
 import { lazyRequest, wholeBody } from "./request.js";
+import { responseHeaders } from "./response.js";
 
 interface V1Request extends RequestHead {
   body_base64?: string;
@@ -18,7 +19,7 @@ export async function answerV1(handlers: Handlers, req: V1Request): Promise<{ st
   const response = await handlers.call(request);
   const whole = wholeBody(response);
   const body = whole === null ? EMPTY : (whole ?? (response.body ? Buffer.from(await response.arrayBuffer()) : EMPTY));
-  return { status: response.status, headers: headerList(response.headers), body_base64: body.toString("base64") };
+  return { status: response.status, headers: headerList(responseHeaders(response)), body_base64: body.toString("base64") };
 }
 
 const EMPTY = Buffer.alloc(0);

@@ -3,6 +3,7 @@ import type { Stream } from "../protocol/v2.js";
 import { type HeaderList, headerList, type RequestHead } from "./http.js";
 import type { Handlers } from "./index.js";
 import { knownLength, lazyRequest, wholeBody } from "./request.js";
+import { responseHeaders } from "./response.js";
 import { upgradable, upgrades } from "./websocket.js";
 
 export async function handleStream(handlers: Handlers, stream: Stream, head: RequestHead, end: boolean): Promise<void> {
@@ -80,9 +81,10 @@ export async function handleStream(handlers: Handlers, stream: Stream, head: Req
  * body no longer fits in one frame. 204 and 304 carry no body to measure.
  */
 function withKnownLength(response: Response, length: number | undefined): HeaderList {
-  const headers = headerList(response.headers);
+  const given = responseHeaders(response);
+  const headers = headerList(given);
   const { status } = response;
-  if (length === undefined || status === 204 || status === 304 || response.headers.has("content-length")) return headers;
+  if (length === undefined || status === 204 || status === 304 || given.has("content-length")) return headers;
   headers.push(["content-length", String(length)]);
   return headers;
 }
