@@ -1380,9 +1380,17 @@ function goalsTable(pairs, gib) {
       const ratio = p.failed || base.failed ? NaN : value(p) / value(base);
       const pass = latency ? ratio <= g.max : ratio >= g.min;
       const short = latency ? `over by ${((ratio / g.max - 1) * 100).toFixed(0)}%` : `short by ${((1 - ratio / g.min) * 100).toFixed(0)}%`;
-      const result = !Number.isFinite(ratio) ? "**MISS** (failed)" : pass ? "PASS" : `**MISS** (${short})`;
+      // Both failing is no comparison at all (the same plugin refuses the workload under both).
+      const bothFailed = p.failed && base.failed;
+      const result = bothFailed
+        ? "— (fails under both: not a comparison)"
+        : !Number.isFinite(ratio)
+          ? "**MISS** (failed)"
+          : pass
+            ? "PASS"
+            : `**MISS** (${short})`;
       const shown = (q) => (latency ? `${g.metric} ${fmtMs(value(q))}` : fmtFigure(w, value(q)));
-      verdicts.push({ goal: g.text, workload: wid, ratio, pass });
+      if (!bothFailed) verdicts.push({ goal: g.text, workload: wid, ratio, pass });
       const needed = latency ? `≤ ${g.max.toFixed(2)}× ${g.vs}` : `≥ ${g.min.toFixed(2)}× ${g.vs}`;
       out.push(`| ${g.text} | ${w.label} | ${shown(p)} vs ${g.vs} ${shown(base)} | ${fmtRatio(ratio)} | ${needed} | ${result} |`);
     }
