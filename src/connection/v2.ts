@@ -7,7 +7,7 @@ import { GatewayError } from "../errors.js";
 import { type Exchange, type ExchangeEvents, IGNORE_EVENTS, type ResetCode } from "../exchange/index.js";
 import type { Logger } from "../log.js";
 import { type RequestHead, validateResponseHead } from "../protocol/http.js";
-import type { Session, Stream } from "../protocol/v2.js";
+import type { Session, Stream, StreamHandlers } from "../protocol/v2.js";
 
 export class V2Codec {
   readonly protocol = 2;
@@ -53,36 +53,56 @@ export type ResetMapper = (code: string, message: string | undefined, detail: Re
 /** A plugin's reset: it gave up, or its process went away ("gone"). */
 const pluginReset: ResetMapper = (code, message) => new GatewayError(code === "gone" ? "plugin_crashed" : "plugin_reset", message ?? code);
 
-export class V2Exchange implements Exchange {
+export class V2Exchange implements Exchange, StreamHandlers {
   events: ExchangeEvents = IGNORE_EVENTS;
   readonly #stream: Stream;
+  readonly #upgrade: boolean;
+  readonly #errorOf: ResetMapper;
   #headSeen = false;
 
   constructor(stream: Stream, upgrade: boolean, errorOf: ResetMapper = pluginReset) {
     this.#stream = stream;
-    const s = stream;
-    s.handlers = {
-      onHead: (value, end) => {
-        if (this.#headSeen) return this.#refuse("a second response HEAD");
-        let head: ReturnType<typeof validateResponseHead>;
-        try {
-          head = validateResponseHead(value, upgrade);
-        } catch (err) {
-          return this.#refuse((err as GatewayError).detail ?? String(err));
-        }
-        this.#headSeen = true;
-        this.events.head(head, end);
-      },
-      onData: (chunk, end) => {
-        if (!this.#headSeen) {
-          s.consumed(chunk.length);
-          return this.#refuse("DATA before HEAD");
-        }
-        this.events.data(chunk, end);
-      },
-      onWs: (opcode, payload) => this.events.ws(opcode, payload),
-      onReset: (code, message, detail) => this.events.error(errorOf(code, message, detail)),
-    };
+    this.#upgrade = upgrade;
+    this.#errorOf = errorOf;
+    // The exchange is the stream's handlers itself: no closures made per request.
+    stream.handlers = this;
+  }
+
+  /** @internal The plugin's response HEAD. */
+  onHead(value: unknown, end: boolean): void {
+    if (this.#headSeen) {
+      this.#refuse("a second response HEAD");
+      return;
+    }
+    let head: ReturnType<typeof validateResponseHead>;
+    try {
+      head = validateResponseHead(value, this.#upgrade);
+    } catch (err) {
+      this.#refuse((err as GatewayError).detail ?? String(err));
+      return;
+    }
+    this.#headSeen = true;
+    this.events.head(head, end);
+  }
+
+  /** @internal Response body bytes. */
+  onData(chunk: Buffer, end: boolean): void {
+    if (!this.#headSeen) {
+      this.#stream.consumed(chunk.length);
+      this.#refuse("DATA before HEAD");
+      return;
+    }
+    this.events.data(chunk, end);
+  }
+
+  /** @internal A WebSocket message. */
+  onWs(opcode: number, payload: Buffer): void {
+    this.events.ws(opcode, payload);
+  }
+
+  /** @internal The plugin reset the stream, or went away. */
+  onReset(code: string, message: string | undefined, detail: Record<string, unknown>): void {
+    this.events.error(this.#errorOf(code, message, detail));
   }
 
   get closed(): boolean {

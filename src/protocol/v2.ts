@@ -298,7 +298,7 @@ export class Stream {
   readonly #session: StreamOwner;
   #credit: number;
   /** Senders waiting for credit. Several at once (a WS message and a pong, say): each is woken. */
-  #creditWaiters: (() => void)[] = [];
+  #creditWaiters: (() => void)[] | undefined;
   #unacked = 0;
   readonly #ackThreshold: number;
   #localEnded = false;
@@ -371,7 +371,7 @@ export class Stream {
       if (this.#closed) return;
       if (this.#credit <= 0 && chunk.length > 0) {
         this.#waits++;
-        await new Promise<void>((resolve) => this.#creditWaiters.push(resolve));
+        await new Promise<void>((resolve) => this.#waitForCredit(resolve));
         this.#waits--;
         continue;
       }
@@ -409,7 +409,7 @@ export class Stream {
 
   async #sendWs(opcode: number, payload: Buffer): Promise<void> {
     while (!this.#closed && this.#credit <= 0 && payload.length > 0) {
-      await new Promise<void>((resolve) => this.#creditWaiters.push(resolve));
+      await new Promise<void>((resolve) => this.#waitForCredit(resolve));
     }
     if (this.#closed) return;
     this.#credit -= payload.length;
@@ -520,9 +520,15 @@ export class Stream {
     this.handlers.onClose?.();
   }
 
+  #waitForCredit(wake: () => void): void {
+    if (this.#creditWaiters) this.#creditWaiters.push(wake);
+    else this.#creditWaiters = [wake];
+  }
+
   #wakeSenders(): void {
     const waiters = this.#creditWaiters;
-    this.#creditWaiters = [];
+    if (!waiters) return;
+    this.#creditWaiters = undefined;
     for (const w of waiters) w();
   }
 }

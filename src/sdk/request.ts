@@ -122,17 +122,27 @@ export function lazyRequest(head: RequestHead, body: ReadableStream<Uint8Array> 
   };
   const request = Object.create(LazyRequest.prototype) as LazyRequest;
   request[real] = state;
-  return {
-    request: request as unknown as Request,
-    abort(reason) {
-      if (state.abortReason !== undefined) return;
-      state.abortReason = reason;
-      state.controller?.abort(reason);
-    },
-    get aborted() {
-      return state.abortReason !== undefined;
-    },
-  };
+  return new Exchanging(request as unknown as Request, state);
+}
+
+/** An ExchangeRequest as a class: its methods are shared, not closures made per request. */
+class Exchanging implements ExchangeRequest {
+  readonly #state: LazyState;
+  constructor(
+    readonly request: Request,
+    state: LazyState,
+  ) {
+    this.#state = state;
+  }
+  abort(reason: unknown): void {
+    const s = this.#state;
+    if (s.abortReason !== undefined) return;
+    s.abortReason = reason;
+    s.controller?.abort(reason);
+  }
+  get aborted(): boolean {
+    return this.#state.abortReason !== undefined;
+  }
 }
 
 /**
