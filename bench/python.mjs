@@ -20,6 +20,7 @@ import { dirname, join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { nginxConfig } from "./nginx-config.mjs";
 
 const BENCH = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(BENCH, "..");
@@ -178,42 +179,10 @@ async function startUvicornBehindNginx(nginxBin) {
   const dir = join(tmp, "nginx");
   mkdirSync(dir, { recursive: true });
   const port = await freePort();
-  // As bench/run.mjs configures nginx (keepalive upstream pool, request bodies streamed, SSE
-  // unbuffered, access log on), with the mount prefix stripped as uvicorn --root-path expects.
-  const common = 'proxy_http_version 1.1;\n      proxy_set_header Host $http_host;\n      proxy_set_header Connection "";';
+  // nginx as bench/run.mjs configures it, with the mount prefix stripped as uvicorn --root-path expects.
   writeFileSync(
     join(dir, "nginx.conf"),
-    `worker_processes auto;
-daemon off;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log ${dir}/access.log;
-  client_body_temp_path ${dir}/client_body;
-  proxy_temp_path ${dir}/proxy;
-  fastcgi_temp_path ${dir}/fastcgi;
-  uwsgi_temp_path ${dir}/uwsgi;
-  scgi_temp_path ${dir}/scgi;
-  keepalive_requests 1000000;
-  client_max_body_size 0;
-  upstream app { server ${HOST}:${upstream}; keepalive 128; keepalive_requests 1000000; }
-  server {
-    listen ${HOST}:${port};
-    location /app/ {
-      proxy_pass http://app/;
-      ${common}
-      proxy_request_buffering off;
-      proxy_max_temp_file_size 0;
-    }
-    location = /app/events {
-      proxy_pass http://app/events;
-      ${common}
-      proxy_buffering off;
-    }
-  }
-}
-`,
+    nginxConfig({ dir, host: HOST, port, upstreamPort: upstream, stripPrefix: true, websocket: false }),
   );
   const ng = start("nginx", nginxBin, ["-p", `${dir}/`, "-c", join(dir, "nginx.conf"), "-e", join(dir, "error.log")]);
   const base = `http://${HOST}:${port}`;
