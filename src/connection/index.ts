@@ -9,6 +9,7 @@ import type { LogLine } from "../host/log-limit.js";
 import type { Logger } from "../log.js";
 import type { RequestHead } from "../protocol/http.js";
 import { classify, type Frame, type JsonRpcId, type JsonRpcResponse, METHOD_NOT_FOUND } from "../protocol/jsonrpc.js";
+import { endLine, parseLine } from "../protocol/v1.js";
 import { DEFAULT_WINDOW, ProtocolError } from "../protocol/v2.js";
 import type { Transport } from "../transport/index.js";
 import { V1Codec } from "./v1.js";
@@ -190,7 +191,7 @@ export class PluginConnection {
       return;
     }
     try {
-      value = JSON.parse(line.toString("utf8"));
+      value = parseLine(line);
     } catch {
       this.#stray(() => [
         { line: preview(line) },
@@ -204,7 +205,11 @@ export class PluginConnection {
       return;
     }
     if (frame.kind === "response" && frame.msg.id === this.#initId) this.#maybeSwitch(frame.msg.result);
-    this.#onMessage(frame);
+    try {
+      this.#onMessage(frame);
+    } finally {
+      endLine();
+    }
   }
 
   /**

@@ -13,6 +13,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse as parseToml } from "smol-toml";
 import { Wire } from "../connection/wire.js";
+import { decodeBase64Bytes, endLine, parseLine, takeSpliced } from "../protocol/v1.js";
 import { DEFAULT_WINDOW, ProtocolError, type Session } from "../protocol/v2.js";
 import { streamTransport } from "../transport/index.js";
 import { internalError, type RequestHead } from "./http.js";
@@ -120,11 +121,20 @@ export function serve(options: ServeOptions): PluginServer {
   const onLine = (line: Buffer) => {
     let msg: Msg;
     try {
-      msg = JSON.parse(line.toString("utf8")) as Msg;
+      // A request's long body_base64 is taken out as it is, not decoded and parsed with the line.
+      msg = parseLine(line) as Msg;
     } catch {
       process.stderr.write("portico-sdk: ignored a line that is not JSON\n");
       return;
     }
+    try {
+      onMessage(msg);
+    } finally {
+      endLine();
+    }
+  };
+
+  const onMessage = (msg: Msg) => {
     if (msg.method === "initialize" && msg.id != null) {
       const offer = (msg.params as { portico?: { protocols?: unknown; window?: unknown } } | undefined)?.portico;
       const v2 = options.protocol !== 1 && Array.isArray(offer?.protocols) && offer.protocols.includes(2);
@@ -154,7 +164,10 @@ export function serve(options: ServeOptions): PluginServer {
       if (message?.reply_to && message.payload) {
         const replyTo = message.reply_to;
         const req = message.payload;
-        void track(answerV1(handlers, req).then((reply) => void wire.write(publishFrame(pluginId, replyTo, reply)))).catch((err) =>
+        // A long body parseLine took out of the line: decoded from its bytes, leniently as before.
+        const spliced = takeSpliced(req.body_base64);
+        const body = spliced ? decodeBase64Bytes(spliced, false) : undefined;
+        void track(answerV1(handlers, req, body).then((reply) => void wire.write(publishFrame(pluginId, replyTo, reply)))).catch((err) =>
           process.stderr.write(`portico-sdk: exchange failed: ${(err as Error)?.stack ?? String(err)}\n`),
         );
       }

@@ -13,9 +13,15 @@ export interface V1Message {
   payload?: V1Request;
 }
 
-export async function answerV1(handlers: Handlers, req: V1Request): Promise<{ status: number; headers: HeaderList; body_base64: string }> {
-  const hasBody = req.method !== "GET" && req.method !== "HEAD" && !!req.body_base64;
-  const { request } = lazyRequest(req, hasBody ? Buffer.from(req.body_base64 as string, "base64") : undefined);
+/** `decoded`: the request body, when the line's base64 was decoded already (see parseLine). */
+export async function answerV1(
+  handlers: Handlers,
+  req: V1Request,
+  decoded?: Buffer,
+): Promise<{ status: number; headers: HeaderList; body_base64: string }> {
+  const hasBody = req.method !== "GET" && req.method !== "HEAD" && (decoded !== undefined || !!req.body_base64);
+  const given = decoded ?? (hasBody ? Buffer.from(req.body_base64 as string, "base64") : undefined);
+  const { request } = lazyRequest(req, hasBody ? given : undefined);
   const response = await handlers.call(request);
   const whole = wholeBody(response);
   const body = whole === null ? EMPTY : (whole ?? (response.body ? Buffer.from(await response.arrayBuffer()) : EMPTY));
