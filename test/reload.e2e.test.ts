@@ -160,7 +160,9 @@ test("SIGHUP: add, change and remove under load; in-flight requests finish on th
   assert.deepEqual([c.status, c.answer?.pid], [200, oldC]);
   // Then the old processes got `shutdown` and stopped, each state change one log line.
   await until(() => !alive(oldB) && !alive(oldC), 10_000, "the old b and c to exit");
+  // Log lines go out in batches (at most every 10 ms while busy): wait for both last lines.
   await until(() => stateLines(s, "c", oldC).includes("stopped"), 5000, "c's last state line");
+  await until(() => stateLines(s, "b", oldB).includes("stopped"), 5000, "b's last state line");
   assert.deepEqual(stateLines(s, "b", oldB), ["ready", "stopping", "stopped"]);
   assert.deepEqual(stateLines(s, "c", oldC), ["ready", "stopping", "stopped"]);
   // The new process: started (its pid is known from `ready` on), then ready.
