@@ -18,7 +18,7 @@ import { DEFAULT_WINDOW, ProtocolError, type Session } from "../protocol/v2.js";
 import { streamTransport } from "../transport/index.js";
 import { internalError, type RequestHead } from "./http.js";
 import { useLightResponses } from "./response.js";
-import { answerV1, publishFrame, type V1Message } from "./v1.js";
+import { answerV1, publishPieces, type V1Message } from "./v1.js";
 import { handleStream } from "./v2.js";
 
 export { fromNodeHandler } from "./node.js";
@@ -167,8 +167,8 @@ export function serve(options: ServeOptions): PluginServer {
         // A long body parseLine took out of the line: decoded from its bytes, leniently as before.
         const spliced = takeSpliced(req.body_base64);
         const body = spliced ? decodeBase64Bytes(spliced, false) : undefined;
-        void track(answerV1(handlers, req, body).then((reply) => void wire.write(publishFrame(pluginId, replyTo, reply)))).catch((err) =>
-          process.stderr.write(`portico-sdk: exchange failed: ${(err as Error)?.stack ?? String(err)}\n`),
+        void track(answerV1(handlers, req, body).then((reply) => void wire.writeAll(publishPieces(pluginId, replyTo, reply)))).catch(
+          (err) => process.stderr.write(`portico-sdk: exchange failed: ${(err as Error)?.stack ?? String(err)}\n`),
         );
       }
       return;
