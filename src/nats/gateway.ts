@@ -29,7 +29,18 @@ interface KnownHost {
   announcement: HostAnnouncement;
   lastSeen: number;
   link: Link | undefined;
+  /** When a link message from it last came. */
+  lastHeard: number;
 }
+
+/**
+ * A link with exchanges in flight whose host has said nothing for this long gets a no-op message:
+ * if the host is dead, NATS answers "no responders" and it is dropped now, not when the picker
+ * next happens to choose it (a dead host's stuck exchanges count against it, so that could take
+ * a while, and that request would be the one to fail).
+ */
+const PROBE_MS = 250;
+const PROBE = { jsonrpc: "2.0", method: "portico.probe" };
 
 export interface GatewayRoleEvents {
   /** A plugin id seen for the first time (its metrics start). */
@@ -52,6 +63,7 @@ export class NatsGateway extends EventEmitter<GatewayRoleEvents> implements Link
   #registered: string[] = [];
   #epoch = 0;
   #timer: NodeJS.Timeout | undefined;
+  #probe: NodeJS.Timeout | undefined;
   #connected = true;
 
   constructor(nc: NatsConnection, router: Router, opts: GatewayRoleOptions) {
@@ -89,6 +101,19 @@ export class NatsGateway extends EventEmitter<GatewayRoleEvents> implements Link
       this.#heartbeat();
       this.#sweep();
     }, this.#opts.heartbeatMs);
+    this.#probe = setInterval(() => this.#probeQuietLinks(), PROBE_MS);
+    this.#probe.unref();
+  }
+
+  #probeQuietLinks(): void {
+    if (!this.#connected || this.#nc.isClosed()) return;
+    const now = Date.now();
+    for (const h of this.#hosts.values()) {
+      const link = h.link;
+      if (!link || link.broken || link.session.streamCount === 0 || now - h.lastHeard < PROBE_MS) continue;
+      // The host ignores it (an RPC it has no use for); only a dead one's "no responders" counts.
+      link.session.sendRpc(PROBE);
+    }
   }
 
   /** A nexo plugin that talks NATS itself, routed by this gateway (its route already registered). */
@@ -132,6 +157,7 @@ export class NatsGateway extends EventEmitter<GatewayRoleEvents> implements Link
 
   close(): void {
     clearInterval(this.#timer);
+    clearInterval(this.#probe);
     if (!this.#nc.isClosed()) {
       const bye: GatewayHeartbeat = { v: 1, gateway: this.id, bye: true };
       this.#nc.publish(this.#subjects.gateways, JSON.stringify(bye));
@@ -162,7 +188,7 @@ export class NatsGateway extends EventEmitter<GatewayRoleEvents> implements Link
       known.announcement = a;
       known.lastSeen = Date.now();
     } else {
-      this.#hosts.set(a.host, { announcement: a, lastSeen: Date.now(), link: undefined });
+      this.#hosts.set(a.host, { announcement: a, lastSeen: Date.now(), link: undefined, lastHeard: Date.now() });
     }
     this.#rebuild();
   }
@@ -176,6 +202,7 @@ export class NatsGateway extends EventEmitter<GatewayRoleEvents> implements Link
       this.#drop(host, "no responders on its link");
       return;
     }
+    if (known) known.lastHeard = Date.now();
     const m = parseMessage(msg.data);
     const link = known?.link;
     if (m.kind === "invalid" || !link || m.epoch !== link.epoch) return;
