@@ -199,17 +199,21 @@ export class PluginConnection {
       ]);
       return;
     }
-    const frame = classify(value);
+    try {
+      this.#onFrame(line, classify(value));
+    } finally {
+      // A body taken out of this line is this line's only, whatever became of it.
+      endLine();
+    }
+  }
+
+  #onFrame(line: Buffer, frame: ReturnType<typeof classify>): void {
     if (typeof frame === "string") {
       this.#stray(() => [{ line: preview(line), why: frame }, "plugin wrote a line that is not a JSON-RPC frame; skipped"]);
       return;
     }
     if (frame.kind === "response" && frame.msg.id === this.#initId) this.#maybeSwitch(frame.msg.result);
-    try {
-      this.#onMessage(frame);
-    } finally {
-      endLine();
-    }
+    this.#onMessage(frame);
   }
 
   /**

@@ -34,13 +34,16 @@ interface KnownHost {
 }
 
 /**
- * A link with exchanges in flight whose host has said nothing for this long gets a no-op message:
- * if the host is dead, NATS answers "no responders" and it is dropped now, not when the picker
- * next happens to choose it (a dead host's stuck exchanges count against it, so that could take
- * a while, and that request would be the one to fail).
+ * A link with exchanges in flight whose host has said nothing for this long gets a probe: if the
+ * host is dead, NATS answers "no responders" and it is dropped now, not when the picker next
+ * happens to choose it (a dead host's stuck exchanges count against it, so that could take a
+ * while, and that request would be the one to fail). The probe is one byte on the host's link
+ * subject, which a host skips (shorter than any link message: no sequence number is used), and
+ * its "no responders" comes back on a subject of its own: the exchanges in flight then end as a
+ * host's death ends them (502), not as a message the host never saw (503, retry).
  */
 const PROBE_MS = 250;
-const PROBE = { jsonrpc: "2.0", method: "portico.probe" };
+const PROBE = new Uint8Array(1);
 
 export interface GatewayRoleEvents {
   /** A plugin id seen for the first time (its metrics start). */
@@ -95,6 +98,7 @@ export class NatsGateway extends EventEmitter<GatewayRoleEvents> implements Link
     const s = this.#subjects;
     this.#subs.push(this.#nc.subscribe(s.hosts, { callback: (_err, msg) => this.#onAnnouncement(msg) }));
     this.#subs.push(this.#nc.subscribe(s.gatewayInbox(this.id), { callback: (_err, msg) => this.#onLinkMessage(msg) }));
+    this.#subs.push(this.#nc.subscribe(s.probeInbox(this.id), { callback: (_err, msg) => this.#onProbeAnswer(msg) }));
     this.#heartbeat();
     this.#nc.publish(s.discover, JSON.stringify({ v: 1, gateway: this.id }));
     this.#timer = setInterval(() => {
@@ -108,12 +112,18 @@ export class NatsGateway extends EventEmitter<GatewayRoleEvents> implements Link
   #probeQuietLinks(): void {
     if (!this.#connected || this.#nc.isClosed()) return;
     const now = Date.now();
-    for (const h of this.#hosts.values()) {
+    for (const [host, h] of this.#hosts) {
       const link = h.link;
       if (!link || link.broken || link.session.streamCount === 0 || now - h.lastHeard < PROBE_MS) continue;
-      // The host ignores it (an RPC it has no use for); only a dead one's "no responders" counts.
-      link.session.sendRpc(PROBE);
+      this.#nc.publish(this.#subjects.toHost(host, this.id), PROBE, { reply: this.#subjects.probeReply(this.id, host) });
     }
+  }
+
+  #onProbeAnswer(msg: Msg): void {
+    if (msg.headers?.code !== 503) return;
+    const host = senderOf(msg.subject);
+    this.#hosts.get(host)?.link?.break(`host ${host} is gone (no responders to a probe)`, false, "gone");
+    this.#drop(host, "no responders to a probe");
   }
 
   /** A nexo plugin that talks NATS itself, routed by this gateway (its route already registered). */

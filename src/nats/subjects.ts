@@ -43,6 +43,15 @@ export class Subjects {
   gatewayInbox(gateway: string): string {
     return `${this.#prefix}.g.${gateway}.*`;
   }
+
+  /** Where "no responders" to a gateway's probe of a host comes back (src/nats/gateway.ts). */
+  probeReply(gateway: string, host: string): string {
+    return `${this.#prefix}.gp.${gateway}.${host}`;
+  }
+
+  probeInbox(gateway: string): string {
+    return `${this.#prefix}.gp.${gateway}.*`;
+  }
 }
 
 /** The last token of a link subject: who sent it. */

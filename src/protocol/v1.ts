@@ -4,6 +4,7 @@
  * request:  host → child  `broker.event`   {topic, event: Event{…, payload: Message{id, topic, reply_to, payload: HttpRequestV1}}}
  * reply:    child → host  `broker.publish` {topic: reply_to, event: {topic, source, payload: Message{…, payload: HttpReplyV1}}}
  */
+import { randomBytes } from "node:crypto";
 import { isoNow } from "../clock.js";
 import { newUuid } from "../ids.js";
 import { type HeaderList, malformed, validateResponseHead } from "./http.js";
@@ -149,9 +150,13 @@ export function decodeBase64Bytes(b64: Buffer, strict: boolean): Buffer {
  */
 const SPLICE_OVER = 64 * 1024;
 const KEY = '"body_base64"';
-/** The placeholder: what no base64 can be (a NUL is not in its alphabet). */
-const SPLICED = "\u0000portico:spliced-body";
-const SPLICED_JSON = "\\u0000portico:spliced-body";
+/**
+ * The placeholder: what no base64 can be (a NUL is not in its alphabet), with a part drawn per
+ * process, so no plugin can write it and have some other line's body taken for its own.
+ */
+const NONCE = randomBytes(12).toString("hex");
+const SPLICED = `\u0000portico:spliced-body:${NONCE}`;
+const SPLICED_JSON = `\\u0000portico:spliced-body:${NONCE}`;
 /** The base64 taken out of the line being handled (its bytes), until decodeBase64 takes it. */
 let spliced: Buffer | undefined;
 
