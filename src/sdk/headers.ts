@@ -7,6 +7,7 @@
  * each pair, refusing silently what Headers would refuse.
  */
 import type { HeaderList } from "./http.js";
+import { handOff } from "./lazy.js";
 
 const pending = Symbol("portico.headers");
 
@@ -85,16 +86,4 @@ export function fill(headers: Headers): Headers {
 Object.defineProperty(LightHeaders, "name", { value: "Headers" });
 
 // Everything else fills first, then is Headers' own.
-for (const key of Reflect.ownKeys(Headers.prototype)) {
-  if (key === "constructor" || key === "get" || key === "has") continue;
-  const desc = Object.getOwnPropertyDescriptor(Headers.prototype, key);
-  if (typeof desc?.value !== "function") continue;
-  const method = desc.value as (...a: unknown[]) => unknown;
-  Object.defineProperty(LightHeaders.prototype, key, {
-    value(this: LightHeaders, ...args: unknown[]) {
-      return method.apply(fill(this), args);
-    },
-    writable: true,
-    configurable: true,
-  });
-}
+handOff(LightHeaders.prototype, Headers.prototype, (self: LightHeaders) => fill(self));

@@ -8,6 +8,7 @@
  */
 import { fill, LightHeaders } from "./headers.js";
 import { type RequestHead, urlOf } from "./http.js";
+import { handOff } from "./lazy.js";
 import { lightBody, underlying } from "./response.js";
 
 const real = Symbol("portico.request");
@@ -44,29 +45,7 @@ class LazyRequest {
 }
 
 /** Everything else is the real Request's, built on first use. */
-for (const key of Reflect.ownKeys(Request.prototype)) {
-  if (key === "constructor" || key === "method" || key === "url" || key === "headers" || key === "signal") continue;
-  const desc = Object.getOwnPropertyDescriptor(Request.prototype, key);
-  if (!desc) continue;
-  if (typeof desc.value === "function") {
-    Object.defineProperty(LazyRequest.prototype, key, {
-      value(this: LazyRequest, ...args: unknown[]) {
-        const r = materialize(this[real]) as unknown as Record<PropertyKey, (...a: unknown[]) => unknown>;
-        return r[key]?.apply(r, args);
-      },
-      writable: true,
-      configurable: true,
-    });
-  } else if (desc.get) {
-    Object.defineProperty(LazyRequest.prototype, key, {
-      get(this: LazyRequest) {
-        return (materialize(this[real]) as unknown as Record<PropertyKey, unknown>)[key];
-      },
-      configurable: true,
-    });
-  }
-}
-Object.setPrototypeOf(LazyRequest.prototype, Request.prototype);
+handOff(LazyRequest.prototype, Request.prototype, (self: LazyRequest) => materialize(self[real]));
 
 function headersFor(head: RequestHead): Headers {
   const headers = new LightHeaders(head.headers);

@@ -14,6 +14,8 @@
  * Response at once.
  */
 
+import { handOff } from "./lazy.js";
+
 const Native = globalThis.Response;
 const light = Symbol("portico.response");
 const TEXT_PLAIN = "text/plain;charset=UTF-8";
@@ -87,36 +89,21 @@ const ANSWERS: Record<string, (s: LightState) => unknown> = {
   bodyUsed: () => false,
 };
 
-// Every member of undici's Response: answered here while light, else by undici's Response behind
-// it; called on undici's own Responses (Response.prototype.text.call(fetched)), undici's own.
-for (const key of Reflect.ownKeys(Native.prototype)) {
-  if (key === "constructor") continue;
-  const desc = Object.getOwnPropertyDescriptor(Native.prototype, key);
-  if (!desc) continue;
-  if (typeof desc.value === "function") {
-    const method = desc.value as (...a: unknown[]) => unknown;
-    Object.defineProperty(LightResponse.prototype, key, {
-      value(this: LightResponse, ...args: unknown[]) {
-        return method.apply(this[light] ? realOf(this) : this, args);
-      },
-      writable: true,
-      configurable: true,
-    });
-  } else if (desc.get) {
-    const get = desc.get;
-    const answer = typeof key === "string" ? ANSWERS[key] : undefined;
-    Object.defineProperty(LightResponse.prototype, key, {
-      get(this: LightResponse) {
-        const s = this[light];
-        if (!s) return get.call(this);
-        if (answer && !s.real) return answer(s);
-        return get.call(realOf(this));
-      },
-      configurable: true,
-    });
-  }
+// What it answers itself while light; undici's Response behind it answers once built, and on
+// undici's own Responses (Response.prototype.status called on a fetched one) undici's own.
+for (const [key, answer] of Object.entries(ANSWERS)) {
+  const get = Object.getOwnPropertyDescriptor(Native.prototype, key)?.get as (this: Response) => unknown;
+  Object.defineProperty(LightResponse.prototype, key, {
+    get(this: LightResponse) {
+      const s = this[light];
+      if (!s) return get.call(this as unknown as Response);
+      return s.real ? get.call(s.real) : answer(s);
+    },
+    configurable: true,
+  });
 }
-Object.setPrototypeOf(LightResponse.prototype, Native.prototype);
+// Everything else is undici's Response's (built on first use; undici's own Responses are their own).
+handOff(LightResponse.prototype, Native.prototype, (self: LightResponse) => (self[light] ? realOf(self) : self));
 // Response.json(), Response.redirect(), Response.error() stay undici's.
 Object.setPrototypeOf(LightResponse, Native);
 Object.defineProperty(LightResponse, "name", { value: "Response" });
