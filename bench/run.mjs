@@ -101,6 +101,16 @@ const SERVICES = {
     label: "portico serve --plugins bench/plugins/v1 (access log on, to a file)",
     start: (ctx) => startPortico(ctx, "portico-v1", join(BENCH_DIR, "plugins", "v1")),
   },
+  // --before DIR: the same two daemons from another checkout (its own bin, dist and bench plugins,
+  // so its SDK too), measured in the same run: a before/after that shares the machine's moment.
+  "portico-v2-before": {
+    label: "portico serve --plugins bench/plugins/v2 of the --before checkout (access log on, to a file)",
+    start: (ctx) => startPortico(ctx, "portico-v2-before", join(BEFORE.dir, "bench", "plugins", "v2"), BEFORE.dir),
+  },
+  "portico-v1-before": {
+    label: "portico serve --plugins bench/plugins/v1 of the --before checkout (access log on, to a file)",
+    start: (ctx) => startPortico(ctx, "portico-v1-before", join(BEFORE.dir, "bench", "plugins", "v1"), BEFORE.dir),
+  },
 };
 
 async function startDirectServer(ctx, name) {
@@ -139,7 +149,7 @@ async function startSeed(ctx) {
   return { baseUrl, proc, refresh: async () => undefined, health: async () => undefined };
 }
 
-async function startPortico(ctx, name, pluginsDir) {
+async function startPortico(ctx, name, pluginsDir, root = ROOT) {
   const port = await freePort();
   const env = { ...process.env };
   if (ctx.profileDir) {
@@ -153,7 +163,7 @@ async function startPortico(ctx, name, pluginsDir) {
   const config = join(mkdtempSync(join(os.tmpdir(), "portico-bench-")), "portico.toml");
   writeFileSync(config, "[limits]\nmax_line_bytes = 268435456\n");
   const args = [
-    join(ROOT, "bin", "portico.js"),
+    join(root, "bin", "portico.js"),
     "serve",
     "--config",
     config,
@@ -167,7 +177,7 @@ async function startPortico(ctx, name, pluginsDir) {
   // The access log on, as nginx's is: one JSON line per request, to a file (not a pipe the bench
   // would have to drain).
   const logFd = openSync(join(dirname(config), "portico.log"), "a");
-  const proc = ctx.spawnChild(name, process.execPath, args, { cwd: ROOT, env, stdio: ["ignore", logFd, "pipe"] });
+  const proc = ctx.spawnChild(name, process.execPath, args, { cwd: root, env, stdio: ["ignore", logFd, "pipe"] });
   closeSync(logFd);
   const baseUrl = `http://${HOST}:${port}`;
   const health = await waitForHealth(proc, `${baseUrl}/health`, 30_000);
@@ -279,6 +289,7 @@ const TARGETS = [
     label: "portico v2 → SDK plugin",
     service: "portico-v2",
     plugin: "bench_v2",
+    protocol: 2,
     prefix: "/v2",
     roles: (s) => ({ proxy: [s.proc.pid], app: treeOf(s.plugins.get("bench_v2")) }),
   },
@@ -297,6 +308,7 @@ const TARGETS = [
     label: "portico v1 → same plugin on nexo's wire",
     service: "portico-v1",
     plugin: "bench_v1",
+    protocol: 1,
     prefix: "/v1",
     roles: (s) => ({ proxy: [s.proc.pid], app: treeOf(s.plugins.get("bench_v1")) }),
     notApplicable: {
@@ -524,6 +536,9 @@ const USAGE = `usage: npm run bench -- [options]
   --profile[=DIR]      profile the portico daemons and their Node plugins (V8 CPU profiler), print
                        the hot spots; profiles go to DIR (default: a temp directory). RESULTS.md is
                        left alone unless --out is given, since profiling skews the numbers.
+  --before DIR         also run the portico targets from another built checkout (e.g. a git worktree
+                       of an older commit, with \`npm run build\` done there), each beside its own
+                       from this one, and add a before → after table: a change's effect from one run
   --out FILE           where to write the markdown results (default bench/RESULTS.md)
   --json FILE          also write the raw measurements as JSON
 `;
@@ -545,6 +560,7 @@ try {
       settle: { type: "string" },
       profile: { type: "string" },
       out: { type: "string" },
+      before: { type: "string" },
       json: { type: "string" },
       help: { type: "boolean", short: "h", default: false },
     },
@@ -571,6 +587,8 @@ const PYTHON = !opts["no-python"];
 /** A run during which other processes used more than this share of the machine is "disturbed". */
 const DISTURBED = 0.15;
 const OUT = opts.out ? resolve(opts.out) : PROFILE ? undefined : join(BENCH_DIR, "RESULTS.md");
+/** --before DIR: the checkout whose portico is measured beside this one's. */
+const BEFORE = opts.before === undefined ? undefined : beforeCheckout(opts.before);
 /** Left out of --quick (unless asked for by --workloads) to keep it under two minutes. */
 const NOT_IN_QUICK = ["get-small-c1"];
 
@@ -654,6 +672,15 @@ function usage() {
 function fail(message) {
   process.stderr.write(`bench: ${message}\n`);
   process.exit(1);
+}
+
+function beforeCheckout(dir) {
+  const root = resolve(dir);
+  for (const need of ["bin/portico.js", "dist/cli/main.js", "bench/plugins/v1", "bench/plugins/v2"]) {
+    if (!existsSync(join(root, need))) fail(`--before ${dir}: no ${need} there (a built portico checkout is needed: npm run build in it)`);
+  }
+  const rev = spawnSync("git", ["rev-parse", "--short", "HEAD"], { cwd: root, encoding: "utf8" }).stdout?.trim() || "unknown";
+  return { dir: root, rev };
 }
 
 function positiveInt(s, name) {
@@ -1348,6 +1375,28 @@ function goalsTable(pairs, gib) {
   return { table: out.join("\n"), verdicts };
 }
 
+/** --before: each portico target beside its twin from the other checkout, workload by workload. */
+function beforeAfterTable(pairs) {
+  const head = [
+    "| workload | target | before | after | after ÷ before | CPU per request, before → after (proxy + app) | p99 before → after |",
+    "|---|---|---:|---:|---:|---|---|",
+  ];
+  const lines = [];
+  for (const p of pairs) {
+    const t = p.target.afterOf;
+    if (!t || p.na || p.workload.kind === "sse") continue;
+    const after = pairs.find((q) => q.workload === p.workload && q.target === t);
+    if (!after) continue;
+    const w = p.workload;
+    const cell = (q) => (q.failed ? "fails" : fmtFigure(w, q.summary.figure));
+    const ratio = p.failed || after.failed ? NaN : after.summary.figure / p.summary.figure;
+    lines.push(
+      `| ${w.label} | ${t.label} | ${cell(p)} | ${cell(after)} | ${fmtRatio(ratio)} | ${cpuCell(p.summary)} → ${cpuCell(after.summary)} | ${fmtMs(p.summary.p99)} → ${fmtMs(after.summary.p99)} |`,
+    );
+  }
+  return [...head, ...lines].join("\n");
+}
+
 const escapeMd = (s) => String(s).replace(/\|/g, "\\|").replace(/\n/g, " ");
 
 function gitRevision() {
@@ -1381,6 +1430,17 @@ async function main() {
   const wanted = pick(TARGETS, opts.targets, "target");
   // Ratios need the direct and nginx paths in the same run.
   const targets = TARGETS.filter((t) => wanted.includes(t) || t.id === "direct" || t.id === "nginx");
+  if (BEFORE) {
+    // Each portico target's twin from the --before checkout runs right after it, in every round.
+    for (let i = targets.length - 1; i >= 0; i--) {
+      const t = targets[i];
+      if (!t.protocol) continue;
+      const service = `${t.service}-before`;
+      const twin = { ...t, id: `${t.id}-before`, service, label: `${t.label}, before (${BEFORE.rev})`, afterOf: t };
+      twin.roles = (s) => t.roles(s);
+      targets.splice(i + 1, 0, twin);
+    }
+  }
 
   if (!opts["no-build"]) {
     process.stderr.write("bench: npm run build\n");
@@ -1413,8 +1473,7 @@ async function main() {
   // /health says which protocol each plugin speaks: the labels say it too (and it must be the one meant).
   for (const t of targets) {
     const proto = t.plugin && services[t.service]?.protocols?.get(t.plugin);
-    if (t.plugin && String(proto) !== t.id.slice(-1))
-      throw new Error(`${t.label}: the plugin negotiated protocol ${proto}, expected ${t.id.slice(-1)}`);
+    if (t.plugin && proto !== t.protocol) throw new Error(`${t.label}: the plugin negotiated protocol ${proto}, expected ${t.protocol}`);
   }
 
   const pairs = [];
@@ -1510,6 +1569,16 @@ async function main() {
     "",
     goals.table,
     "",
+    ...(BEFORE
+      ? [
+          `## Before → after, in this run (--before: ${BEFORE.rev}, at ${BEFORE.dir})`,
+          "",
+          beforeAfterTable(pairs),
+          "",
+          "- Each portico target ran beside its twin from the --before checkout (that checkout's daemon, SDK and bench plugins), interleaved in every round. after ÷ before above 1: the current code is faster.",
+          "",
+        ]
+      : []),
     "## Throughput and latency",
     "",
     resultsTable(pairs),
@@ -1554,6 +1623,7 @@ async function main() {
     nats,
   ].join("\n");
 
+  if (BEFORE) process.stdout.write(`\n${beforeAfterTable(pairs)}\n`);
   process.stdout.write(`\n${goals.table}\n\n${resultsTable(pairs)}\n\n${sseTable(pairs)}\n\n${gibTable(gib)}\n\n`);
   if (restarts.length) process.stdout.write(`WARNING: plugin restarts or not-ready plugins: ${JSON.stringify(restarts)}\n`);
   if (OUT) {
