@@ -1436,9 +1436,8 @@ async function main() {
       const t = targets[i];
       if (!t.protocol) continue;
       const service = `${t.service}-before`;
-      const twin = { ...t, id: `${t.id}-before`, service, label: `${t.label}, before (${BEFORE.rev})`, afterOf: t };
-      twin.roles = (s) => t.roles(s);
-      targets.splice(i + 1, 0, twin);
+      // Its roles (which pids are proxy and app) are read from its own service, like the original's.
+      targets.splice(i + 1, 0, { ...t, id: `${t.id}-before`, service, label: `${t.label}, before (${BEFORE.rev})`, afterOf: t });
     }
   }
 
