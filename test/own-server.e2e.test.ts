@@ -334,6 +334,12 @@ test("an app that drops the connection, cuts its body short, or never answers: 5
   const reset = await fetch(`${url}/faults/reset`);
   assert.equal(reset.status, 502);
   assert.deepEqual(await reset.json(), { error: "app closed the connection" });
+  const posted = await fetch(`${url}/faults/reset`, { method: "POST", body: "once" });
+  assert.equal(posted.status, 502);
+  assert.deepEqual(await posted.json(), { error: "app closed the connection" });
+  // The GET was tried twice (a lost connection before any answer may be a kept-alive one the app
+  // closed just then); the POST, not idempotent, once.
+  assert.deepEqual(await (await fetch(`${url}/faults/dropped`)).json(), { "/faults/reset": 3 });
 
   const short = await within(
     new Promise<{ status: number; complete: boolean; bytes: number }>((resolve, reject) => {
@@ -360,6 +366,12 @@ test("an app that drops the connection, cuts its body short, or never answers: 5
     5000,
     "the abort to reach the app",
   );
+});
+
+test("a GET whose connection the app drops before answering is sent once more, on a new connection", async () => {
+  const res = await fetch(`${url}/faults/reset-once`);
+  assert.equal(res.status, 200);
+  assert.equal(await res.text(), "answered after 1 drop");
 });
 
 test("an app that stops listening: 502 app unreachable, then its health fails and it is restarted", async () => {

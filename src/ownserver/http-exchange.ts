@@ -9,7 +9,7 @@ import type { Dispatcher } from "undici";
 import type { GatewayError } from "../errors.js";
 import { type Exchange, type ExchangeEvents, type HeaderList, IGNORE_EVENTS, type RequestHead, type ResetCode } from "../exchange/index.js";
 import { validateResponseHead } from "../protocol/http.js";
-import { appFailure, headerPairs } from "./request.js";
+import { appFailure, headerPairs, mayRetry } from "./request.js";
 
 /** Response bytes handed to the gateway and not yet written to the client, past which the app is paused. */
 export const RESPONSE_WINDOW = 256 * 1024;
@@ -21,6 +21,8 @@ export class HttpExchange implements Exchange {
   events: ExchangeEvents = IGNORE_EVENTS;
   readonly #body: Readable | undefined;
   readonly #onClose: () => void;
+  readonly #dispatcher: Dispatcher;
+  readonly #request: Dispatcher.DispatchOptions;
   #controller: Dispatcher.DispatchController | undefined;
   #closed = false;
   #blocked = false;
@@ -28,24 +30,26 @@ export class HttpExchange implements Exchange {
   #unacked = 0;
   /** The latest response chunk, held for the rest of this turn: if the body ends in it, it goes out with its length. */
   #held: Buffer | undefined;
+  /** A response head arrived: from here on a failure is the client's answer, never a retry. */
+  #answered = false;
+  #retried = false;
 
   constructor(dispatcher: Dispatcher, head: RequestHead, end: boolean, headers: HeaderList, onClose: () => void) {
     this.#onClose = onClose;
     if (!end) this.#body = new Readable({ highWaterMark: REQUEST_HIGH_WATER, read: () => this.#unblock() });
     const flat: string[] = [];
     for (const [k, v] of headers) flat.push(k, v);
-    dispatcher.dispatch(
-      {
-        path: head.query ? `${head.path}?${head.query}` : head.path,
-        method: head.method,
-        headers: flat,
-        body: this.#body ?? null,
-        // The gateway owns the clocks (timeout_seconds, idle_timeout_seconds) and resets us.
-        headersTimeout: 0,
-        bodyTimeout: 0,
-      },
-      this.#handler(),
-    );
+    this.#dispatcher = dispatcher;
+    this.#request = {
+      path: head.query ? `${head.path}?${head.query}` : head.path,
+      method: head.method,
+      headers: flat,
+      body: this.#body ?? null,
+      // The gateway owns the clocks (timeout_seconds, idle_timeout_seconds) and resets us.
+      headersTimeout: 0,
+      bodyTimeout: 0,
+    };
+    dispatcher.dispatch(this.#request, this.#handler());
   }
 
   get blocked(): boolean {
@@ -98,6 +102,7 @@ export class HttpExchange implements Exchange {
         if (this.#closed) controller.abort(new Error("exchange closed before it started"));
       },
       onResponseStart: (controller, statusCode) => {
+        this.#answered = true;
         if (this.#closed) return;
         let head: ReturnType<typeof validateResponseHead>;
         try {
@@ -125,8 +130,19 @@ export class HttpExchange implements Exchange {
       },
       // Called synchronously from dispatch for a request undici refuses: after `open` returns,
       // when the gateway is listening.
-      onResponseError: (_controller, err) => queueMicrotask(() => this.fail(appFailure(err))),
+      onResponseError: (_controller, err) => queueMicrotask(() => this.#failed(err)),
     };
+  }
+
+  #failed(err: Error): void {
+    if (this.#closed) return;
+    if (!this.#retried && !this.#answered && mayRetry(err, this.#request.method, this.#body !== undefined)) {
+      this.#retried = true;
+      this.#controller = undefined;
+      this.#dispatcher.dispatch(this.#request, this.#handler());
+      return;
+    }
+    this.fail(appFailure(err));
   }
 
   readonly #flushHeld = () => {

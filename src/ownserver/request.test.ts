@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { appFailure, appRequestHeaders, headerPairs } from "./request.js";
+import { appFailure, appRequestHeaders, headerPairs, mayRetry } from "./request.js";
 
 test("with a token: portico's Authorization, the client's moved to X-Forwarded-Authorization, Expect dropped", () => {
   const out = appRequestHeaders(
@@ -55,4 +55,16 @@ test("failures reaching the app map to one typed error each", () => {
   assert.equal(of(undefined, "Invalid Sec-WebSocket-Accept header"), "bad_reply");
   assert.equal(of("UND_ERR_REQ_CONTENT_LENGTH_MISMATCH"), "bad_request");
   assert.equal(appFailure(Object.assign(new Error("x"), { code: "ECONNREFUSED" })).status, 502);
+});
+
+test("retried once: a lost connection under an idempotent request without a body, nothing else", () => {
+  const lost = (code: string) => Object.assign(new Error("other side closed"), { code });
+  assert.equal(mayRetry(lost("UND_ERR_SOCKET"), "GET", false), true);
+  assert.equal(mayRetry(lost("ECONNRESET"), "DELETE", false), true);
+  assert.equal(mayRetry(lost("EPIPE"), "HEAD", false), true);
+  assert.equal(mayRetry(lost("UND_ERR_SOCKET"), "POST", false), false, "not idempotent");
+  assert.equal(mayRetry(lost("UND_ERR_SOCKET"), "PUT", true), false, "a body that can't be sent again");
+  assert.equal(mayRetry(lost("ECONNREFUSED"), "GET", false), false, "refused: nothing listens, trying again won't change it");
+  assert.equal(mayRetry(lost("HPE_INVALID_STATUS"), "GET", false), false, "an answer, a malformed one");
+  assert.equal(mayRetry(new Error("no code"), "GET", false), false);
 });

@@ -57,6 +57,23 @@ const MALFORMED = new Set([
   "UND_ERR_INFO",
 ]);
 
+/** Methods RFC 9110 calls idempotent: sending one twice means the same as once. */
+const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"]);
+/** The connection ended under a request that had no answer yet. */
+const CONNECTION_LOST = new Set(["UND_ERR_SOCKET", "ECONNRESET", "EPIPE"]);
+
+/**
+ * Whether a request that failed with `err` before any byte of an answer may be sent once more, on
+ * a new connection. A kept-alive connection the app closes (its keep-alive timeout, or a server
+ * shutting down) can cross a request on its way there; a proxy that passed that on as a 502 would
+ * fail requests the app never saw. So, as nginx and Go's client do, an idempotent request without
+ * a body (nothing to replay) is tried once more, and its second failure is the answer.
+ */
+export function mayRetry(err: unknown, method: string, hasBody: boolean): boolean {
+  const code = (err as { code?: unknown })?.code;
+  return !hasBody && typeof code === "string" && CONNECTION_LOST.has(code) && IDEMPOTENT.has(method);
+}
+
 /** The typed error for a failure of undici or ws talking to the app (docs/own-server.md lists them). */
 export function appFailure(err: unknown): GatewayError {
   const code = (err as { code?: unknown })?.code;
