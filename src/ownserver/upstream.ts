@@ -8,7 +8,7 @@ import type * as Undici from "undici";
 import type { Exchange, RequestHead } from "../exchange/index.js";
 import type { PluginHttpServer } from "../manifest/index.js";
 import { HttpExchange } from "./http-exchange.js";
-import { appRequestHeaders } from "./request.js";
+import { appRequestHeaders, mayRetry } from "./request.js";
 import { WsExchange } from "./ws-exchange.js";
 
 // undici's index also loads its fetch, WebSocket, cache and proxy parts: about 10 MiB of memory
@@ -59,24 +59,33 @@ export class AppUpstream {
         controller?.abort(new Error("health check timed out"));
         settle(`GET ${path} had no ${status ? "complete " : ""}answer within ${timeoutMs / 1000} s`);
       }, timeoutMs);
-      this.#pool.dispatch(
-        { path, method: "GET", headers, headersTimeout: 0, bodyTimeout: 0 },
-        {
-          onRequestStart: (c) => {
-            controller = c;
-            if (settled) c.abort(new Error("health check timed out"));
+      let retried = false;
+      const send = () =>
+        this.#pool.dispatch(
+          { path, method: "GET", headers, headersTimeout: 0, bodyTimeout: 0 },
+          {
+            onRequestStart: (c) => {
+              controller = c;
+              if (settled) c.abort(new Error("health check timed out"));
+            },
+            onResponseStart: (_c, statusCode) => {
+              status = statusCode;
+            },
+            onResponseData: () => {},
+            onResponseEnd: () => settle(status >= 200 && status < 300 ? undefined : `GET ${path} answered ${status}`),
+            onResponseError: (_c, err) => {
+              // As for a client's GET (HttpExchange): a kept-alive connection closed as the probe
+              // crossed it says nothing of the app's health.
+              if (!retried && !settled && !status && mayRetry(err, "GET", false)) {
+                retried = true;
+                return queueMicrotask(send);
+              }
+              const e = err as { code?: string; message?: string };
+              settle(`GET ${path} failed: ${e.code ?? "error"}${e.message ? ` (${e.message})` : ""}`);
+            },
           },
-          onResponseStart: (_c, statusCode) => {
-            status = statusCode;
-          },
-          onResponseData: () => {},
-          onResponseEnd: () => settle(status >= 200 && status < 300 ? undefined : `GET ${path} answered ${status}`),
-          onResponseError: (_c, err) => {
-            const e = err as { code?: string; message?: string };
-            settle(`GET ${path} failed: ${e.code ?? "error"}${e.message ? ` (${e.message})` : ""}`);
-          },
-        },
-      );
+        );
+      send();
     });
   }
 
