@@ -253,8 +253,13 @@ export class PluginConnection {
         return;
       case "request":
         // A plugin asking while it doesn't read our answers would have them pile up: past a little
-        // waiting for it, they are not sent (a plugin that reads never gets near it).
-        if (this.queued > ANSWERS_WAIT_MAX) return;
+        // waiting for it, they are not sent (a plugin that reads never gets near it), and its
+        // output is left unread for a moment, as for a log flood: reading and dropping requests as
+        // fast as it writes them would cost the daemon a core.
+        if (this.queued > ANSWERS_WAIT_MAX) {
+          this.#wire.holdInput(FLOOD_HOLD_MS);
+          return;
+        }
         // nexo plugins may ask the host for things portico does not offer (memory.recall, …).
         this.#codec.sendRpc({
           jsonrpc: "2.0",

@@ -8,7 +8,14 @@ import type { Transport, TransportHandlers } from "./index.js";
 /** Bytes queued on the writable past which writers wait for 'drain'. */
 const HIGH_WATER = 1024 * 1024;
 /** Bytes read from one peer in one turn of the event loop before its reading waits for the next. */
-const READ_BUDGET = 256 * 1024;
+export const READ_BUDGET = 256 * 1024;
+/**
+ * Milliseconds spent handling one peer's bytes in one turn before its reading waits for the next.
+ * Bytes alone don't bound the time: 256 KiB of body frames is a copy, 256 KiB of short JSON-RPC
+ * lines is 2,400 parses and answers, measured at 10–28 ms (a plugin flooding requests held a
+ * bystander's answers back by as much).
+ */
+export const READ_TIME_BUDGET_MS = 4;
 
 export function streamTransport(input: Readable, output: Writable): Transport {
   const write = tickWriter(output);
@@ -41,13 +48,15 @@ export function streamTransport(input: Readable, output: Writable): Transport {
 /**
  * Reads `input` a budget at a time: libuv reads a ready pipe up to 32 times in a row (2 MiB) before
  * anything else runs, so a peer flooding its output would hold the event loop for as long as it
- * takes to handle all that. Past READ_BUDGET bytes in one turn, reading pauses until the next turn
- * (what arrives meanwhile waits in the stream's buffer, then the pipe), and everyone else gets theirs.
+ * takes to handle all that. Past READ_BUDGET bytes, or READ_TIME_BUDGET_MS of handling them, in one
+ * turn, reading pauses until the next turn (what arrives meanwhile waits in the stream's buffer,
+ * then the pipe), and everyone else gets theirs.
  * `holdFor(ms)` stops reading for a while: the peer's writes then block, which is how a peer whose
  * output is being thrown away (a log flood) is slowed down at its source.
  */
 export function readFairly(input: Readable, onData: (chunk: Buffer) => void): { holdFor(ms: number): void } {
   let taken = 0;
+  let spent = 0;
   let turnEnds = false;
   let overBudget = false;
   let heldUntil = 0;
@@ -59,6 +68,7 @@ export function readFairly(input: Readable, onData: (chunk: Buffer) => void): { 
   const nextTurn = () => {
     turnEnds = false;
     taken = 0;
+    spent = 0;
     overBudget = false;
     update();
   };
@@ -67,9 +77,11 @@ export function readFairly(input: Readable, onData: (chunk: Buffer) => void): { 
       turnEnds = true;
       setImmediate(nextTurn);
     }
+    const started = performance.now();
     onData(chunk);
+    spent += performance.now() - started;
     taken += chunk.length;
-    if (taken >= READ_BUDGET && !overBudget) {
+    if ((taken >= READ_BUDGET || spent >= READ_TIME_BUDGET_MS) && !overBudget) {
       overBudget = true;
       update();
     }

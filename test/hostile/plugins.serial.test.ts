@@ -123,7 +123,7 @@ test("7: a plugin flooding stdout and stderr costs a counter: /health and others
   assert.ok(healthWorst < 100, `/health took ${healthWorst.toFixed(1)} ms during the flood`);
 });
 
-test("8: a plugin flooding JSON-RPC requests while never reading: memory stays bounded", async () => {
+test("8: a plugin flooding JSON-RPC requests while never reading: memory stays bounded, the flood is slowed at its source", async () => {
   // rpcflood floods for 4 s from its start once the trigger exists: restart it to set it off.
   // Before the fix, the answers it never read grew the daemon by 44–66 MiB a second without end.
   const rpcflood = hostile("rpcflood", { HOSTILE: "rpc-flood", FLOOD_SECONDS: "4", FLOOD_TRIGGER: TRIGGER });
@@ -141,6 +141,13 @@ test("8: a plugin flooding JSON-RPC requests while never reading: memory stays b
       "rpcflood to come back",
     );
     await new Promise((r) => setTimeout(r, 4500));
+    // Its unanswered requests were not read as fast as it wrote them: its output was left unread
+    // for moments (50 ms each), so its writes blocked and the flood slowed down at its source.
+    const waits = d.logs.flatMap((l) => {
+      const m = l.plugin === "rpcflood" ? /^rpc flood: waited (\d+) ms/.exec(String(l.msg)) : null;
+      return m ? [Number(m[1])] : [];
+    });
+    assert.ok(Math.max(0, ...waits) >= 40, `the flooder never waited long to write: ${waits.join(", ")} ms`);
   });
 });
 
