@@ -160,7 +160,9 @@ test("the Restart button restarts the plugin: a new process, ready, one log line
     "alpha ready with a new pid",
   );
   assert.notEqual(pidOf("alpha"), before);
-  assert.match(await text(page.locator("#toast")), /alpha: restarted \(ready\)/);
+  // The card can show the new process (the page's status stream) before the button's own request
+  // has its answer: the toast comes with that answer.
+  await until(async () => /alpha: restarted \(ready\)/.test(await text(page.locator("#toast"))), 10_000, "the restart's toast");
   const states = p.logs.slice(mark).filter((l) => l.plugin === "alpha" && l.previous !== undefined);
   assert.deepEqual(
     states.map((l) => `${l.previous}→${l.state}`),
