@@ -1377,9 +1377,11 @@ function goalsTable(pairs, gib) {
 
 /**
  * The pairs in the order round `round` runs them: as listed in odd rounds; in even ones each
- * --before twin goes first. Whichever of two runs comes second is not in the same place as the
- * first (the machine just did the other's work): with identical code on both sides, always running
- * the twin second made it look 14 % faster on 1 MiB v1 replies (7 rounds, an A/A run).
+ * --before twin goes first, so that neither side always runs in the other's wake. That takes the
+ * position out, not the processes: with identical code on both sides (A/A runs, 7–8 rounds of
+ * 1 MiB v1 replies), one side read 0.86× with the twin always second and 1.27× alternated, two
+ * processes of the same code settling at different speeds. Small differences on that workload need
+ * several runs.
  */
 function roundOrder(list, round) {
   if (round % 2 === 1) return list;
