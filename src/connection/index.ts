@@ -20,6 +20,13 @@ import { Wire } from "./wire.js";
 const FLOOD_HOLD_MS = 50;
 /** Bytes waiting for the plugin past which answers to its own requests are not sent. */
 const ANSWERS_WAIT_MAX = 64 * 1024;
+/**
+ * Frames portico has no use for (notifications other than a reply, publishes to no waiting
+ * request, answers to no call) taken per second before the plugin's output is left unread for a
+ * moment. Each costs a parse: unchecked, a plugin writing them as fast as it can costs the daemon
+ * a core. A chatty plugin stays far below.
+ */
+const IGNORED_PER_SECOND = 10_000;
 
 /** The nexo version portico announces in `initialize`. */
 export const NEXO_VERSION = "0.1.5";
@@ -54,8 +61,8 @@ interface Codec {
   /** A JSON-RPC message to the plugin, framed as this protocol frames them. */
   sendRpc(msg: unknown): void;
   open(head: RequestHead, end: boolean): Exchange;
-  /** A `broker.publish` from the plugin (v1's replies travel as these). */
-  onPublish(params: unknown): void;
+  /** A `broker.publish` from the plugin (v1's replies travel as these): false if nobody wanted it. */
+  onPublish(params: unknown): boolean;
   /** The plugin is gone: every exchange ends. */
   close(reason: string): void;
 }
@@ -67,6 +74,8 @@ export class PluginConnection {
   readonly #calls = new Map<JsonRpcId, PendingCall>();
   #nextId = 1;
   #initId: JsonRpcId | undefined;
+  #ignoredSince = 0;
+  #ignored = 0;
   /** v1 until the handshake says otherwise. */
   #codec: Codec;
   #closed: string | undefined;
@@ -269,16 +278,31 @@ export class PluginConnection {
         this.#log.debug({ method: frame.msg.method }, "plugin called an unsupported method");
         return;
       case "notification":
-        if (frame.msg.method === "broker.publish") this.#codec.onPublish(frame.msg.params);
-        else this.#log.debug({ method: frame.msg.method }, "ignored notification from plugin");
+        if (frame.msg.method === "broker.publish") {
+          if (!this.#codec.onPublish(frame.msg.params)) this.#unused();
+          return;
+        }
+        this.#log.debug({ method: frame.msg.method }, "ignored notification from plugin");
+        this.#unused();
         return;
     }
+  }
+
+  /** One more frame nobody wanted: past IGNORED_PER_SECOND, the plugin's output waits a moment. */
+  #unused(): void {
+    const now = Date.now();
+    if (now - this.#ignoredSince >= 1000) {
+      this.#ignoredSince = now;
+      this.#ignored = 0;
+    }
+    if (++this.#ignored > IGNORED_PER_SECOND) this.#wire.holdInput(FLOOD_HOLD_MS);
   }
 
   #onResponse(msg: JsonRpcResponse): void {
     const call = msg.id === null ? undefined : this.#calls.get(msg.id);
     if (!call || msg.id === null) {
       this.#log.debug({ id: msg.id }, "response to no pending call; ignored");
+      this.#unused();
       return;
     }
     this.#calls.delete(msg.id);

@@ -64,15 +64,16 @@ export class V1Codec implements V1Carrier {
   }
 
   /** A `broker.publish` from the plugin: the reply to a waiting request, or a publish we ignore. */
-  onPublish(params: unknown): void {
+  onPublish(params: unknown): boolean {
     const env = replyEnvelope(params);
     const exchange = env && this.#waiting.get(env.topic);
     if (!env || !exchange) {
       this.#log.debug({ topic: env?.topic }, "broker.publish to a topic with no waiting request; ignored");
-      return;
+      return false;
     }
     this.#waiting.delete(env.topic);
     exchange._reply(env.event);
+    return true;
   }
 
   /** The plugin is gone: every open exchange ends. */

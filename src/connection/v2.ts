@@ -37,8 +37,9 @@ export class V2Codec {
     return new V2Exchange(this.#session.open(head, end), head.upgrade === "websocket");
   }
 
-  onPublish(): void {
+  onPublish(): boolean {
     this.#log.debug("broker.publish from a v2 plugin; ignored");
+    return false;
   }
 
   /** The plugin is gone: every open stream ends. */

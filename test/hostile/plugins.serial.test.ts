@@ -151,6 +151,24 @@ test("8: a plugin flooding JSON-RPC requests while never reading: memory stays b
   });
 });
 
+test("8b: a plugin flooding frames portico has no use for: its output is left unread for moments, others answer at once", async () => {
+  const nflood = hostile("nflood", { HOSTILE: "notify-flood", FLOOD_SECONDS: "4" });
+  await hostileCase("notification flood", [nflood], 32 * MiB, async (d) => {
+    assert.equal((await get(`${d.url}/nflood/flood`)).status, 200);
+    await new Promise((r) => setTimeout(r, 4500));
+    // Past 10,000 unused frames a second its output waited (50 ms at a time): the flood slowed
+    // down in the plugin instead of costing the daemon a core.
+    const waits = d.logs.flatMap((l) => {
+      const m = l.plugin === "nflood" ? /^notify flood: waited (\d+) ms/.exec(String(l.msg)) : null;
+      return m ? [Number(m[1])] : [];
+    });
+    assert.ok(Math.max(0, ...waits) >= 40, `the flooder never waited long to write: ${waits.join(", ")} ms`);
+    // It is still served: nothing of it was refused or killed.
+    assert.equal((await get(`${d.url}/nflood/after`)).status, 200);
+    assert.equal((await pluginHealth(d, "nflood")).restarts, 0);
+  });
+});
+
 test("9: requests for a plugin that never reads: 504s, then 503 once over max_queued_bytes, then it is restarted", async () => {
   const body = randomBytes(4 * MiB);
   // Expect: 100-continue, so a refusal comes before the body (node's client can't read an answer
