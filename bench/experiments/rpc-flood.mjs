@@ -1,10 +1,14 @@
 #!/usr/bin/env node
-// What a plugin flooding portico with JSON-RPC requests, while never reading the answers, costs
-// the daemon and a bystander (hostile case 8, measured rather than asserted): a daemon with the
-// lab plugin and the hostile fixture in rpc-flood mode; the flood is set off by killing the
-// fixture (its next start floods for 4 s), while a prober GETs the lab plugin over one keep-alive
-// connection. Prints the daemon's CPU over the 6 s after the kill and the prober's slowest answers.
-//   node bench/experiments/rpc-flood.mjs [--checkout DIR] [--runs N]
+// What a plugin flooding portico with JSON-RPC frames costs the daemon and a bystander (hostile
+// cases 8 and 8b, measured rather than asserted): a daemon with the lab plugin and the hostile
+// fixture, while a prober GETs the lab plugin over one keep-alive connection. Prints the daemon's
+// CPU over the 6 s from the flood's start and the prober's slowest answers.
+//   --mode requests       (default) requests while never reading the answers: the fixture in
+//                         rpc-flood mode, set off by killing it (its next start floods for 4 s)
+//   --mode notifications  frames portico has no use for (unknown notifications, publishes to no
+//                         one, answers to no call), while reading normally: notify-flood mode,
+//                         set off by a GET (it floods for 4 s)
+//   node bench/experiments/rpc-flood.mjs [--mode M] [--checkout DIR] [--runs N]
 // --checkout runs the daemon of another built checkout (the fixtures are this one's).
 import { spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -14,7 +18,14 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
-const { values } = parseArgs({ options: { checkout: { type: "string" }, runs: { type: "string", default: "3" } } });
+const { values } = parseArgs({
+  options: { checkout: { type: "string" }, runs: { type: "string", default: "3" }, mode: { type: "string", default: "requests" } },
+});
+if (!["requests", "notifications"].includes(values.mode)) {
+  console.error(`rpc-flood: --mode is requests or notifications, not "${values.mode}"`);
+  process.exit(2);
+}
+const REQUESTS = values.mode === "requests";
 const BIN = join(values.checkout ?? ROOT, "bin", "portico.js");
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -36,7 +47,10 @@ async function once() {
   const trigger = join(dir, "trigger");
   const plugins = {
     bystander: [join(ROOT, "test/fixtures/v2/lab/plugin.mjs"), {}],
-    rpcflood: [join(ROOT, "test/fixtures/hostile/plugin.mjs"), { HOSTILE: "rpc-flood", FLOOD_SECONDS: "4", FLOOD_TRIGGER: trigger }],
+    rpcflood: [
+      join(ROOT, "test/fixtures/hostile/plugin.mjs"),
+      REQUESTS ? { HOSTILE: "rpc-flood", FLOOD_SECONDS: "4", FLOOD_TRIGGER: trigger } : { HOSTILE: "notify-flood", FLOOD_SECONDS: "4" },
+    ],
   };
   for (const [id, [script, env]] of Object.entries(plugins)) {
     mkdirSync(join(dir, "plugins", id), { recursive: true });
@@ -71,10 +85,12 @@ async function once() {
   await sleep(1000);
   const health = await (await fetch(`${url}/health`)).json();
   const pid = health.plugins.find((p) => p.id === "rpcflood").pid;
-  writeFileSync(trigger, "");
   const seen = answers.length;
   const before = cpuMs(daemon.pid);
-  process.kill(pid, "SIGKILL");
+  if (REQUESTS) {
+    writeFileSync(trigger, "");
+    process.kill(pid, "SIGKILL");
+  } else await (await fetch(`${url}/rpcflood/flood`)).text();
   await sleep(6000);
   const cpu = cpuMs(daemon.pid) - before;
   const during = answers.slice(seen).sort((a, b) => b - a);
