@@ -5,7 +5,7 @@
  */
 import { GatewayError } from "../errors.js";
 import type { Exchange } from "../exchange/index.js";
-import type { LogLine } from "../host/log-limit.js";
+import { type LogLine, perSecondAllowance } from "../host/log-limit.js";
 import type { Logger } from "../log.js";
 import type { RequestHead } from "../protocol/http.js";
 import { classify, type Frame, type JsonRpcId, type JsonRpcResponse, METHOD_NOT_FOUND } from "../protocol/jsonrpc.js";
@@ -74,8 +74,7 @@ export class PluginConnection {
   readonly #calls = new Map<JsonRpcId, PendingCall>();
   #nextId = 1;
   #initId: JsonRpcId | undefined;
-  #ignoredSince = 0;
-  #ignored = 0;
+  readonly #unusedAllowed = perSecondAllowance(IGNORED_PER_SECOND);
   /** v1 until the handshake says otherwise. */
   #codec: Codec;
   #closed: string | undefined;
@@ -290,12 +289,7 @@ export class PluginConnection {
 
   /** One more frame nobody wanted: past IGNORED_PER_SECOND, the plugin's output waits a moment. */
   #unused(): void {
-    const now = Date.now();
-    if (now - this.#ignoredSince >= 1000) {
-      this.#ignoredSince = now;
-      this.#ignored = 0;
-    }
-    if (++this.#ignored > IGNORED_PER_SECOND) this.#wire.holdInput(FLOOD_HOLD_MS);
+    if (!this.#unusedAllowed()) this.#wire.holdInput(FLOOD_HOLD_MS);
   }
 
   #onResponse(msg: JsonRpcResponse): void {

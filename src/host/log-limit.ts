@@ -11,9 +11,25 @@ import type { Logger } from "../log.js";
  */
 export type LogLine = (level: "info" | "warn" | "error", line: () => [fields: Record<string, unknown>, msg: string]) => boolean;
 
-export function limitedLog(log: Logger, perSecond: number): LogLine {
+/**
+ * A token bucket: says whether one more event fits in `perSecond`, with bursts of up to one
+ * second's worth, then the steady rate.
+ */
+export function perSecondAllowance(perSecond: number): () => boolean {
   let tokens = perSecond;
   let refilled = Date.now();
+  return () => {
+    const now = Date.now();
+    tokens = Math.min(perSecond, tokens + ((now - refilled) * perSecond) / 1000);
+    refilled = now;
+    if (tokens < 1) return false;
+    tokens -= 1;
+    return true;
+  };
+}
+
+export function limitedLog(log: Logger, perSecond: number): LogLine {
+  const allowed = perSecondAllowance(perSecond);
   let dropped = 0;
   let summary: NodeJS.Timeout | undefined;
   const report = () => {
@@ -23,12 +39,7 @@ export function limitedLog(log: Logger, perSecond: number): LogLine {
     dropped = 0;
   };
   return (level, line) => {
-    const now = Date.now();
-    // A token bucket: bursts up to one second's worth, then the steady rate.
-    tokens = Math.min(perSecond, tokens + ((now - refilled) * perSecond) / 1000);
-    refilled = now;
-    if (tokens >= 1) {
-      tokens -= 1;
+    if (allowed()) {
       const [fields, msg] = line();
       log[level](fields, msg);
       return true;
